@@ -1,0 +1,3 @@
+module juice
+
+go 1.26.8
