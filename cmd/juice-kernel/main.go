@@ -1,0 +1,52 @@
+// Command juice-kernel is juice's hypervisor kernel: the program the boot
+// loader starts. Its entry point is juice/boot's 32-bit entry (the -E link
+// flag); the Go runtime and this main function start once juice/kernel has
+// set the machine up.
+package main
+
+//go:debug asyncpreemptoff=1
+
+import (
+	"fmt"
+	"log"
+	"os"
+	"time"
+
+	"juice/kernel"
+	"juice/kernel/selftest"
+)
+
+// version is set by the build (-X main.version=...).
+var version = "dev"
+
+func main() {
+	kernel.MainStarted()
+	log.SetFlags(0)
+	log.SetOutput(kernel.LogWriter{})
+	kernel.Banner(version)
+	if kernel.SelftestMode() {
+		os.Exit(runSelftest())
+	}
+	log.Printf("juice: no VMs configured; idle")
+	select {}
+}
+
+func runSelftest() int {
+	start := kernel.Now()
+	env := selftest.Env{RAM: kernel.UsableRAM(), Slack: 250 * time.Millisecond}
+	passed, failed := selftest.Run(env, func(name string, err error) {
+		if err != nil {
+			log.Printf("selftest: %s FAIL: %v", name, err)
+		} else {
+			log.Printf("selftest: %s ok", name)
+		}
+	})
+	d := kernel.Now() - start
+	log.Printf("selftest: done in %d ms, %d passed, %d failed", d/1e6, passed, failed)
+	log.Printf("mem: footprint %d KiB (runtime committed %d KiB)", kernel.Footprint()>>10, kernel.RuntimeCommitted()>>10)
+	fmt.Print()
+	if failed > 0 {
+		return 1
+	}
+	return 0
+}

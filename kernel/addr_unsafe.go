@@ -1,0 +1,61 @@
+package kernel
+
+import "unsafe"
+
+// Addresses of kernel globals, for the CPU (descriptor tables, stacks,
+// per-CPU block) and the entry assembly. All of them are static data that
+// never moves.
+
+//go:nosplit
+func addrOf(p unsafe.Pointer) uintptr { return uintptr(p) }
+
+//go:nosplit
+func frameAddr(t *thread) uintptr { return uintptr(unsafe.Pointer(&t.frame)) }
+
+//go:nosplit
+func fxAddr(t *thread) uintptr { return (uintptr(unsafe.Pointer(&t.fx[0])) + 15) &^ 15 }
+
+//go:nosplit
+func perCPUAddr(c *perCPU) uintptr { return uintptr(unsafe.Pointer(c)) }
+
+//go:nosplit
+func kernelStackTop() uintptr {
+	return (uintptr(unsafe.Pointer(&kernelStack[0])) + kernelStackSize) &^ 15
+}
+
+//go:nosplit
+func istTop(i int) uintptr {
+	return (uintptr(unsafe.Pointer(&istStacks[i][0])) + istStackSize) &^ 15
+}
+
+//go:nosplit
+func gdtAddr() uintptr { return uintptr(unsafe.Pointer(&gdt[0])) }
+
+//go:nosplit
+func idtAddr() uintptr { return uintptr(unsafe.Pointer(&idt[0])) }
+
+//go:nosplit
+func tssAddr() uintptr { return uintptr(unsafe.Pointer(&tss[0])) }
+
+//go:nosplit
+func descAddr(d *[10]byte) uintptr { return uintptr(unsafe.Pointer(d)) }
+
+//go:nosplit
+func initStackAddr() uintptr { return uintptr(unsafe.Pointer(&initStack[0])) }
+
+// userBytes returns [va, va+n) of the running address space as a slice.
+// The caller has checked the range (checkUser).
+//
+//go:nosplit
+func userBytes(va, n uint64) []byte {
+	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), uintptr(va))), n)
+}
+
+//go:nosplit
+func userU32(va uint64) *uint32 { return (*uint32)(unsafe.Add(unsafe.Pointer(nil), uintptr(va))) }
+
+//go:nosplit
+func userU64(va uint64) *uint64 { return (*uint64)(unsafe.Add(unsafe.Pointer(nil), uintptr(va))) }
+
+//go:nosplit
+func ptrU64(va uintptr) *uint64 { return (*uint64)(unsafe.Add(unsafe.Pointer(nil), va)) }

@@ -1,0 +1,153 @@
+package kernel
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"juice/boot/cmdline"
+	"juice/cpu"
+	"juice/svm"
+	"juice/vmx"
+)
+
+// The kernel's API for Go code running on the runtime (thread context).
+
+// Now returns the monotonic time since juice's entry, in nanoseconds.
+func Now() uint64 { return nanotime() }
+
+// stamp formats the console timestamp "[    S.UUUUUU] ".
+func stamp(ns uint64) string {
+	return fmt.Sprintf("[%5d.%06d] ", ns/1e9, ns%1e9/1000)
+}
+
+// LogWriter prefixes every line written through it with the monotonic
+// timestamp and writes each line to the console in one write. Use it as
+// the log package's output.
+type LogWriter struct{}
+
+func (LogWriter) Write(p []byte) (int, error) {
+	s := string(p)
+	var b strings.Builder
+	for len(s) > 0 {
+		i := strings.IndexByte(s, '\n')
+		line := s
+		if i >= 0 {
+			line, s = s[:i+1], s[i+1:]
+		} else {
+			s = ""
+		}
+		b.WriteString(stamp(nanotime()))
+		b.WriteString(line)
+		if i < 0 {
+			b.WriteByte('\n')
+		}
+	}
+	if _, err := os.Stdout.WriteString(b.String()); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Logf prints one timestamped console line.
+func Logf(format string, args ...any) {
+	LogWriter{}.Write([]byte(fmt.Sprintf(format, args...)))
+}
+
+// SelftestMode reports whether the command line asked for the self-test.
+func SelftestMode() bool { return config.Mode == cmdline.ModeSelftest }
+
+// MainStarted records that the Go main function runs and reports the time
+// from juice's entry to here.
+func MainStarted() {
+	mainTSC = cpu.RDTSC()
+	ns := ticksToNs(mainTSC - startTSC)
+	Logf("boot: entry to main %d.%03d ms", ns/1e6, ns%1e6/1e3)
+}
+
+// EntryToMainNs is the time from juice's entry to MainStarted.
+func EntryToMainNs() uint64 { return ticksToNs(mainTSC - startTSC) }
+
+// TSCHz and TSCSource describe the calibrated clock.
+func TSCHz() uint64       { return tscHz }
+func TSCSource() string   { return tscSource }
+func TimerMode() string {
+	if timerDeadlineMode {
+		return "TSC-deadline"
+	}
+	return "one-shot"
+}
+
+// UsableRAM is the RAM the boot loader reported usable.
+func UsableRAM() uint64 { return memReport.usable }
+
+// FreeRAM is the RAM juice has not handed out.
+func FreeRAM() uint64 { return frames.FreeCount() * 4096 }
+
+// Footprint is the memory juice uses after boot: everything out of the
+// usable RAM that is no longer free (image, page tables, the runtime's
+// committed heap and stacks).
+func Footprint() uint64 { return memReport.usable - FreeRAM() }
+
+// RuntimeCommitted is the memory backing the runtime's mappings.
+func RuntimeCommitted() uint64 { return space.Committed() }
+
+// Features describes the CPU and its virtualization support.
+type Features struct {
+	Vendor, Brand string
+	VMX           vmx.Caps
+	SVM           svm.Caps
+}
+
+// ProbeFeatures reads CPUID and, where the CPU has them, the VMX
+// capability MSRs and the SVM VM_CR register.
+func ProbeFeatures() Features {
+	var f Features
+	f.Vendor = string(cpuVendor[:])
+	f.Brand = strings.TrimSpace(strings.TrimRight(string(cpuBrand[:]), "\x00"))
+	_, _, c1, _ := cpu.CPUID(1, 0)
+	if vmx.Supported(c1) {
+		var m vmx.MSRs
+		m.FeatureControl = cpu.RDMSR(vmx.MSRFeatureControl)
+		m.Basic = cpu.RDMSR(vmx.MSRBasic)
+		m.Pinbased = cpu.RDMSR(vmx.MSRPinbasedCtls)
+		m.Procbased = cpu.RDMSR(vmx.MSRProcbasedCtls)
+		m.Exit = cpu.RDMSR(vmx.MSRExitCtls)
+		m.Entry = cpu.RDMSR(vmx.MSREntryCtls)
+		m.Misc = cpu.RDMSR(vmx.MSRMisc)
+		if m.Procbased>>32&(1<<31) != 0 {
+			m.Procbased2 = cpu.RDMSR(vmx.MSRProcbasedCtls2)
+			m.EPTVPIDCap = cpu.RDMSR(vmx.MSREPTVPIDCap)
+		}
+		f.VMX = vmx.Decode(c1, &m)
+	}
+	maxExt, _, _, _ := cpu.CPUID(0x80000000, 0)
+	if maxExt >= 0x8000000a {
+		_, _, e1, _ := cpu.CPUID(0x80000001, 0)
+		if svm.Supported(e1) {
+			a, b, _, d := cpu.CPUID(0x8000000a, 0)
+			f.SVM = svm.Decode(e1, a, b, d, cpu.RDMSR(svm.MSRVMCR))
+		}
+	}
+	return f
+}
+
+// Banner prints who and where juice is.
+func Banner(version string) {
+	f := ProbeFeatures()
+	Logf("juice %s on %s %s", version, strings.TrimSpace(f.Vendor), f.Brand)
+	virt := []string{}
+	if f.VMX.Present {
+		virt = append(virt, f.VMX.String())
+	}
+	if f.SVM.Present {
+		virt = append(virt, f.SVM.String())
+	}
+	if len(virt) == 0 {
+		virt = append(virt, "no hardware virtualization (neither VMX nor SVM)")
+	}
+	Logf("cpu: %s", strings.Join(virt, "; "))
+	Logf("cpu: TSC %d.%03d MHz (from %s), timer %s", tscHz/1e6, tscHz%1e6/1e3, tscSource, TimerMode())
+	Logf("memory: %d MiB usable, %d KiB in use after boot, 1 CPU running (of %d in the MADT)",
+		memReport.usable>>20, Footprint()>>10, max(acpiTables.NCPU, 1))
+}

@@ -1,0 +1,469 @@
+// Package kernel is juice's ring-0 kernel: it takes the machine from the
+// boot entry (juice/boot) to the Go runtime, and from then on serves the
+// Linux system calls, page faults and interrupts of that runtime.
+//
+// Everything that runs before the runtime exists (Start), in a system call
+// or in an interrupt is allocation-free and free of write barriers; the
+// system-call and interrupt paths are //go:nosplit as well and run on the
+// CPU's kernel stack. See ARCHITECTURE.md for the boot sequence.
+package kernel
+
+import (
+	"juice/boot"
+	"juice/boot/bootinfo"
+	"juice/boot/cmdline"
+	"juice/cpu"
+	"juice/drivers/acpi"
+	"juice/drivers/lapic"
+	"juice/drivers/pit"
+	"juice/drivers/rtc"
+	"juice/drivers/uart"
+	"juice/mm"
+	"juice/mm/phys"
+)
+
+// minRAM is the least usable RAM juice boots with.
+const minRAM = 28 << 20
+
+const imageBase = boot.ImageBase
+
+var (
+	bootInfo bootinfo.Info
+	config   cmdline.Config
+	physMem  phys.Mem
+	frames   mm.Frames
+	kpt      mm.PageTables
+	space    mm.Space
+	apic     lapic.LAPIC
+	msrs     lapic.MSR
+
+	// initStack is the runtime's initial ("process") stack: m0's g0 stack.
+	initStack [256 << 10]byte
+
+	startTSC   uint64 // TSC at entry (from juice/boot)
+	mainTSC    uint64 // TSC when the Go main function started
+	cpuVendor  [12]byte
+	cpuBrand   [48]byte
+	memReport  struct{ usable, reserved, imageEnd uint64 }
+	has1GPages bool
+)
+
+// Start is called by entry64 on the kernel stack, in long mode with SSE
+// enabled and a stand-in g (bootG), before the Go runtime exists. It brings
+// up the console, descriptor tables, memory, time and the system-call
+// entry, then starts the runtime. It never returns. Start-up context: no
+// allocation, no write barriers, no runtime services.
+func Start() {
+	startTSC = boot.EntryTSC()
+	portsInit()
+	cmdline.Defaults(&config)
+	uart0.Init(&ports, config.ConsolePort, config.ConsoleBaud)
+	initCPUTables()
+	emulator = detectEmulator()
+
+	eax, ebx := boot.EntryRegs()
+	physMem = phys.Identity(4 << 30) // the boot page tables map 0-4 GiB
+	st := bootinfo.Parse(&physMem, eax, ebx, &bootInfo)
+	if st == bootinfo.StatusUnknownLoader {
+		fatalBegin()
+		kputs("unknown boot loader (eax=")
+		kputHex(uint64(eax))
+		kputs(" ebx=")
+		kputHex(uint64(ebx))
+		kputs("): juice boots by PVH or multiboot2")
+		fatalEnd()
+	}
+	// The command line first: it may move the console and ask for
+	// power-off on fatal errors.
+	cst, bs, be := cmdline.Parse(bootInfo.CmdlineBytes(), &config)
+	if config.ConsolePort != uart0.Port() {
+		if uart0.Init(&ports, config.ConsolePort, config.ConsoleBaud) != uart.StatusOK {
+			uart0.Init(&ports, 0x3f8, 115200)
+		}
+	}
+	kputs("juice: booted by ")
+	kputs(bootInfo.Loader.String())
+	kputs("\n")
+	if cst != cmdline.StatusOK {
+		fatalBegin()
+		kputs("bad kernel command line: ")
+		kputs(cst.String())
+		kputs(" at \"")
+		if bs >= 0 && be <= len(bootInfo.CmdlineBytes()) && bs <= be {
+			kputPrintable(bootInfo.CmdlineBytes()[bs:be])
+		}
+		kputs("\"")
+		fatalEnd()
+	}
+	if st != bootinfo.StatusOK {
+		fatalBegin()
+		kputs("boot information from ")
+		kputs(bootInfo.Loader.String())
+		kputs(" unusable: ")
+		kputs(st.String())
+		fatalEnd()
+	}
+
+	checkCPU()
+	initMemory()
+	initACPI()
+	initTime()
+	initInterrupts()
+	initSyscalls()
+	fdInit()
+
+	// Thread 0 is the runtime's first thread.
+	i, _ := newThread()
+	switchTo(i)
+	cpu0.frame = frameAddr(&threads[i])
+	threads[i].runSince = cpu.RDTSC()
+	jumpToRuntime(buildProcessStack())
+}
+
+// kputPrintable prints b with bytes outside printable ASCII as "\xNN".
+//
+//go:nosplit
+func kputPrintable(b []byte) {
+	const digits = "0123456789abcdef"
+	for _, c := range b {
+		if c >= 0x20 && c < 0x7f {
+			numBuf[0] = c
+			kputb(numBuf[:1])
+			continue
+		}
+		numBuf[0] = '\\'
+		numBuf[1] = 'x'
+		numBuf[2] = digits[c>>4]
+		numBuf[3] = digits[c&15]
+		kputb(numBuf[:4])
+	}
+}
+
+// checkCPU refuses CPUs juice cannot run on, naming what is missing.
+func checkCPU() {
+	_, b, c, d := cpu.CPUID(0, 0)
+	for i := 0; i < 4; i++ {
+		cpuVendor[i] = byte(b >> (8 * i))
+		cpuVendor[4+i] = byte(d >> (8 * i))
+		cpuVendor[8+i] = byte(c >> (8 * i))
+	}
+	maxExt, _, _, _ := cpu.CPUID(0x80000000, 0)
+	if maxExt >= 0x80000004 {
+		for l := uint32(0); l < 3; l++ {
+			a, b, c, d := cpu.CPUID(0x80000002+l, 0)
+			for i, r := range [4]uint32{a, b, c, d} {
+				for k := 0; k < 4; k++ {
+					cpuBrand[int(l)*16+i*4+k] = byte(r >> (8 * k))
+				}
+			}
+		}
+	}
+	_, _, c1, d1 := cpu.CPUID(1, 0)
+	_, b7, _, _ := cpu.CPUID(7, 0)
+	hasRDRAND = c1&(1<<30) != 0
+	hasRDSEED = b7&(1<<18) != 0
+	if !hasRDRAND && !hasRDSEED {
+		fatal("this CPU has neither RDSEED nor RDRAND: juice needs a hardware entropy source and will not fake one")
+	}
+	if d1&(1<<4) == 0 {
+		fatal("this CPU has no time-stamp counter")
+	}
+	if d1&(1<<9) == 0 {
+		fatal("this CPU has no local APIC")
+	}
+	if d1&(1<<24) == 0 || d1&(1<<26) == 0 {
+		fatal("this CPU lacks FXSAVE or SSE2")
+	}
+	if maxExt >= 0x80000001 {
+		_, _, _, dx := cpu.CPUID(0x80000001, 0)
+		has1GPages = dx&(1<<26) != 0
+		if dx&(1<<20) != 0 { // NX
+			cpu.WRMSR(msrEFER, cpu.RDMSR(msrEFER)|1<<11)
+		}
+	}
+}
+
+// initMemory builds the frame allocator from the boot memory map, juice's
+// own page tables (RAM identity-mapped write-back, firmware tables and
+// other reserved ranges uncached) and the runtime's address space.
+func initMemory() {
+	var ram [bootinfo.MaxRegions]mm.Range
+	var res [bootinfo.MaxReserved + bootinfo.MaxModules + 2]mm.Range
+	nram, nres := 0, 0
+	top := uint64(0)
+	for i := 0; i < bootInfo.NMem; i++ {
+		r := bootInfo.Mem[i]
+		if r.Type != bootinfo.RAM {
+			memReport.reserved += r.Length
+			continue
+		}
+		b, e := r.Base, r.End()
+		if e > 1<<39 {
+			e = 1 << 39 // the identity map covers 512 GiB
+		}
+		if !has1GPages && e > 4<<30 {
+			e = 4 << 30 // only the boot map's 4 GiB is reachable yet
+		}
+		if b >= e {
+			continue
+		}
+		ram[nram] = mm.Range{Base: b, End: e}
+		nram++
+		memReport.usable += e - b
+		if e > top {
+			top = e
+		}
+	}
+	if memReport.usable < minRAM {
+		fatalBegin()
+		kputs("not enough memory: the boot loader reports ")
+		kputUint(memReport.usable >> 20)
+		kputs(" MiB of usable RAM; juice needs at least ")
+		kputUint(minRAM >> 20)
+		kputs(" MiB")
+		fatalEnd()
+	}
+	memReport.imageEnd = uint64(endAddr())
+	res[nres] = mm.Range{Base: 0, End: 1 << 20}
+	nres++
+	res[nres] = mm.Range{Base: imageBase, End: (memReport.imageEnd + 4095) &^ 4095}
+	nres++
+	for i := 0; i < bootInfo.NReserved; i++ {
+		res[nres] = mm.Range{Base: bootInfo.Reserved[i].Base, End: bootInfo.Reserved[i].End}
+		nres++
+	}
+	for i := 0; i < bootInfo.NMod; i++ {
+		res[nres] = mm.Range{Base: bootInfo.Mod[i].Start &^ 4095, End: (bootInfo.Mod[i].End + 4095) &^ 4095}
+		nres++
+	}
+	if top > 4<<30 {
+		// Reach RAM above 4 GiB through the boot tables: 1 GiB pages.
+		pdpt := boot.BootPDPT()
+		for g := uint64(4); g < 512 && g<<30 < top; g++ {
+			*ptrU64(uintptr(pdpt + 8*g)) = g<<30 | 0x83
+		}
+		cpu.WriteCR3(cpu.ReadCR3())
+	}
+	ramTop = top
+	physMem = phys.Identity(top)
+	if s := frames.Init(&physMem, ram[:nram], res[:nres]); s != mm.OK {
+		fatalBegin()
+		kputs("frame allocator: ")
+		kputs(s.String())
+		fatalEnd()
+	}
+	if s := kpt.Init(&physMem, &frames); s != mm.OK {
+		fatal("cannot allocate the kernel page tables")
+	}
+	maxPage := uint64(2 << 20)
+	if has1GPages {
+		maxPage = 1 << 30
+	}
+	// The first MiB (BIOS data, EBDA, the RSDP) write-back, read by parsers.
+	mapOrDie(0, 1<<20, mm.PTEPresent|mm.PTEWrite, maxPage)
+	for i := 0; i < bootInfo.NMem; i++ {
+		r := bootInfo.Mem[i]
+		b, e := r.Base, r.End()
+		if b < 1<<20 {
+			b = 1 << 20
+		}
+		if e > 1<<39 {
+			e = 1 << 39
+		}
+		if b >= e {
+			continue
+		}
+		flags := uint64(mm.PTEPresent | mm.PTEWrite)
+		switch r.Type {
+		case bootinfo.RAM, bootinfo.ACPIReclaim, bootinfo.ACPINVS:
+		default:
+			// May hold device registers: never cache, never speculate.
+			flags |= mm.PTECacheDisable | mm.PTEWriteThrough | mm.PTENX
+		}
+		mapOrDie(b, e-b, flags, maxPage)
+	}
+	cpu.WriteCR3(kpt.Root)
+	physMem = phys.Identity(top)
+	if s := space.Init(&physMem, &frames, &kpt); s != mm.OK {
+		fatal("cannot set up the runtime's address space")
+	}
+	space.FlushTLB = true
+}
+
+// mapOrDie identity-maps [pa, pa+n), rounded out to pages.
+func mapOrDie(pa, n, flags, maxPage uint64) {
+	b := pa &^ 4095
+	e := (pa + n + 4095) &^ 4095
+	if s := kpt.MapRange(b, b, e-b, flags, maxPage); s != mm.OK {
+		fatalBegin()
+		kputs("cannot map ")
+		kputHex(b)
+		kputs("-")
+		kputHex(e)
+		kputs(": ")
+		kputs(s.String())
+		fatalEnd()
+	}
+}
+
+// mapMMIO maps one device page uncached, if it is not mapped yet.
+func mapMMIO(pa uint64) {
+	pa &^= 4095
+	if _, _, _, ok := kpt.Lookup(pa); ok {
+		return
+	}
+	if s := kpt.Map(pa, pa, 4096, mm.PTEPresent|mm.PTEWrite|mm.PTECacheDisable|mm.PTEWriteThrough|mm.PTENX); s != mm.OK {
+		fatal("cannot map device registers")
+	}
+	if pa+4096 > physMem.Size() {
+		physMem = phys.Identity(pa + 4096)
+	}
+}
+
+func initACPI() {
+	rsdp, st := acpi.FindRSDP(&physMem, bootInfo.RSDP)
+	if st != acpi.StatusOK {
+		kputs("acpi: no RSDP found; power-off by ACPI unavailable\n")
+		return
+	}
+	if s := acpi.Parse(&physMem, rsdp, &acpiTables); s != acpi.StatusOK {
+		kputs("acpi: ")
+		kputs(s.String())
+		kputs("\n")
+	}
+	acpiOK = true
+}
+
+// initTime calibrates the TSC and reads the wall clock.
+func initTime() {
+	tscBase = startTSC
+	hz := cpuidTSCHz()
+	tscSource = "CPUID 0x15"
+	if hz == 0 {
+		// The median of three 10 ms PIT windows.
+		var m [3]uint64
+		ok := true
+		for i := range m {
+			v, s := pit.CalibrateTSC(&ports, cpu.RDTSC, 10)
+			if s != pit.StatusOK {
+				ok = false
+				break
+			}
+			m[i] = v
+		}
+		if ok {
+			hz = median3(m[0], m[1], m[2])
+			tscSource = "PIT"
+		}
+	}
+	if hz == 0 && acpiOK && acpiTables.PMTimer != 0 {
+		v, s := acpi.CalibrateTSCWithPMTimer(&ports, uint16(acpiTables.PMTimer), acpiTables.PMTimer32, cpu.RDTSC, 10)
+		if s == acpi.StatusOK {
+			hz = v
+			tscSource = "ACPI PM timer"
+		}
+	}
+	if hz < 1e6 {
+		fatal("cannot calibrate the TSC: no PIT, no ACPI PM timer and no CPUID frequency")
+	}
+	setTSCHz(hz)
+	century := uint8(0)
+	if acpiOK {
+		century = acpiTables.Century
+	}
+	if t, s := rtc.Read(&ports, century); s == rtc.StatusOK {
+		realBase = t.Unix()*1e9 - int64(nanotime())
+	}
+}
+
+func median3(a, b, c uint64) uint64 {
+	if a > b {
+		a, b = b, a
+	}
+	if b > c {
+		b = c
+	}
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// initInterrupts masks the legacy PICs and programs the local APIC timer.
+func initInterrupts() {
+	// Remap the 8259s to 0x20-0x2f (so a stray IRQ is not taken for an
+	// exception), then mask every line.
+	cpu.Outb(0x20, 0x11)
+	cpu.Outb(0xa0, 0x11)
+	cpu.Outb(0x21, 0x20)
+	cpu.Outb(0xa1, 0x28)
+	cpu.Outb(0x21, 4)
+	cpu.Outb(0xa1, 2)
+	cpu.Outb(0x21, 1)
+	cpu.Outb(0xa1, 1)
+	cpu.Outb(0x21, 0xff)
+	cpu.Outb(0xa1, 0xff)
+
+	msrs.Read = cpu.RDMSR
+	msrs.Write = cpu.WRMSR
+	base := cpu.RDMSR(0x1b) & 0x000ffffffffff000
+	mapMMIO(base)
+	_, _, c1, _ := cpu.CPUID(1, 0)
+	timerDeadlineMode = c1&(1<<24) != 0
+	if s := apic.Init(&physMem, &msrs, lapic.Config{SpuriousVector: vecSpurious, TimerVector: vecTimer, TSCDeadline: timerDeadlineMode}); s != lapic.StatusOK {
+		fatalBegin()
+		kputs("local APIC: ")
+		kputs(s.String())
+		fatalEnd()
+	}
+	if !timerDeadlineMode {
+		lapicHz = apic.CalibrateOneShot(cpu.RDTSC, tscHz)
+		if lapicHz == 0 {
+			fatal("cannot calibrate the local APIC timer")
+		}
+	}
+}
+
+// initSyscalls points SYSCALL at syscallEntry. SYSCALL from ring 0 loads
+// CS from STAR[47:32] and SS from that + 8, and masks RFLAGS with FMASK.
+func initSyscalls() {
+	cpu.WRMSR(msrEFER, cpu.RDMSR(msrEFER)|1) // SCE
+	cpu.WRMSR(msrSTAR, uint64(selCode)<<32)
+	cpu.WRMSR(msrLSTAR, uint64(syscallEntryAddr()))
+	// TF | DF | IF | IOPL | NT | AC: the handler runs with interrupts off.
+	cpu.WRMSR(msrFMASK, 0x47700)
+}
+
+// buildProcessStack lays out argc, argv, envp and the auxiliary vector at
+// the top of initStack as Linux does for a new process, and returns the
+// stack pointer to start the runtime with.
+func buildProcessStack() uintptr {
+	base := initStackAddr()
+	top := (base + uintptr(len(initStack))) &^ 15
+	// Strings and AT_RANDOM bytes in the top 64 bytes.
+	name := top - 64
+	const argv0 = "juice\x00"
+	for i := 0; i < len(argv0); i++ {
+		initStack[name-base+uintptr(i)] = argv0[i]
+	}
+	rnd := top - 32
+	for i := uintptr(0); i < 16; i += 8 {
+		v, ok := hwRandom()
+		if !ok {
+			fatal("the CPU's entropy source returned nothing")
+		}
+		*ptrU64(rnd + i) = v
+	}
+	words := [...]uint64{
+		1, uint64(name), 0, // argc, argv[0], end of argv
+		0,           // end of envp
+		6, 4096,     // AT_PAGESZ
+		25, uint64(rnd), // AT_RANDOM
+		0, 0, // AT_NULL
+	}
+	sp := (top - 64 - uintptr(len(words))*8) &^ 15
+	for i, w := range words {
+		*ptrU64(sp + uintptr(i)*8) = w
+	}
+	return sp
+}
