@@ -39,17 +39,16 @@ TEXT ·entry32(SB),NOSPLIT|NOFRAME,$0
 	// A stack, without a stack: ESP = bootStack+64K computed from e_entry.
 	// LEAL at entry32+2 is 6 bytes long: disp32 = top - (entry32 + 8).
 	LEAL ·bootStack+65536(SB), SP
-	MOVL $E_ENTRY, BP
-	ADDL (BP), SP
+	MOVL $E_ENTRY, CX
+	ADDL (CX), SP
 	ADDL $8, SP
-	MOVL BX, BP        // keep EBX (boot info); EDX = magic
-	MOVL AX, DX
+	MOVL AX, DX        // EDX = magic; EBX (boot info) stays in EBX
 
 	// entryEAX, entryEBX, entryTSC
 	ADDR32(·entryEAX(SB), DI)
 	MOVL DX, (DI)
 	ADDR32(·entryEBX(SB), DI)
-	MOVL BP, (DI)
+	MOVL BX, (DI)
 	RDTSC
 	ADDR32(·entryTSC(SB), DI)
 	MOVL AX, (DI)
@@ -144,7 +143,7 @@ TEXT ·entry64(SB),NOSPLIT|NOFRAME,$0
 	MOVQ CR4, AX
 	ORQ $0x600, AX
 	MOVQ AX, CR4
-	FNINIT
+	BYTE $0xDB; BYTE $0xE3 // FNINIT
 	JMP juice∕kernel·entry64(SB)
 
 // func BootPDPT() uint64

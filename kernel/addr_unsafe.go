@@ -59,3 +59,6 @@ func userU64(va uint64) *uint64 { return (*uint64)(unsafe.Add(unsafe.Pointer(nil
 
 //go:nosplit
 func ptrU64(va uintptr) *uint64 { return (*uint64)(unsafe.Add(unsafe.Pointer(nil), va)) }
+
+//go:nosplit
+func bootTLSAddr() uintptr { return uintptr(unsafe.Pointer(&bootTLS[1])) }

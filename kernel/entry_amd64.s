@@ -75,7 +75,11 @@ TEXT kernelEnter<>(SB),NOSPLIT|NOFRAME,$0
 	FXSAVE64 (AX)
 	MOVQ $1, PC_INKERNEL(GS)
 	MOVQ PC_KSTACK(GS), SP
-	CALL ·kernelEntry(SB)
+	// An indirect call on purpose: the linker's nosplit budget (~800
+	// bytes) is sized for goroutine stacks and would be charged with the
+	// frame pushed on the thread's slot above; the kernel stack has 64 KiB.
+	LEAQ ·kernelEntry(SB), AX
+	CALL AX
 	JMP ·resumeThread(SB)
 
 // func resumeThread()
@@ -108,67 +112,252 @@ inkernel:
 	MOVQ SP, DI
 	SUBQ $16, SP
 	MOVQ DI, 0(SP)
-	CALL ·kernelTrap(SB)
+	LEAQ ·kernelTrap(SB), AX
+	CALL AX
 	ADDQ $16, SP
 	POP_GPRS
 	ADDQ $16, SP
 	IRETQ
 
-#define VEC(n) TEXT ·vec##n(SB),NOSPLIT|NOFRAME,$0; PUSHQ $0; PUSHQ $n; JMP trapCommon<>(SB)
-#define VECERR(n) TEXT ·vec##n(SB),NOSPLIT|NOFRAME,$0; PUSHQ $n; JMP trapCommon<>(SB)
+// Vector stubs: push a zero error code where the CPU pushes none, then
+// the vector number.
+TEXT ·vec0(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $0
+	JMP trapCommon<>(SB)
 
-VEC(0)
-VEC(1)
-VEC(2)
-VEC(3)
-VEC(4)
-VEC(5)
-VEC(6)
-VEC(7)
-VECERR(8)
-VEC(9)
-VECERR(10)
-VECERR(11)
-VECERR(12)
-VECERR(13)
-VECERR(14)
-VEC(15)
-VEC(16)
-VECERR(17)
-VEC(18)
-VEC(19)
-VEC(20)
-VECERR(21)
-VEC(22)
-VEC(23)
-VEC(24)
-VEC(25)
-VEC(26)
-VEC(27)
-VEC(28)
-VECERR(29)
-VECERR(30)
-VEC(31)
-VEC(32)
-VEC(33)
-VEC(34)
-VEC(35)
-VEC(36)
-VEC(37)
-VEC(38)
-VEC(39)
-VEC(40)
-VEC(41)
-VEC(42)
-VEC(43)
-VEC(44)
-VEC(45)
-VEC(46)
-VEC(47)
-VEC(255)
+TEXT ·vec1(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $1
+	JMP trapCommon<>(SB)
 
-// func vectorTable() uintptr
-// Returns the address of a table of the stubs' addresses (vectors 0-47).
+TEXT ·vec2(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $2
+	JMP trapCommon<>(SB)
+
+TEXT ·vec3(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $3
+	JMP trapCommon<>(SB)
+
+TEXT ·vec4(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $4
+	JMP trapCommon<>(SB)
+
+TEXT ·vec5(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $5
+	JMP trapCommon<>(SB)
+
+TEXT ·vec6(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $6
+	JMP trapCommon<>(SB)
+
+TEXT ·vec7(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $7
+	JMP trapCommon<>(SB)
+
+TEXT ·vec8(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $8
+	JMP trapCommon<>(SB)
+
+TEXT ·vec9(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $9
+	JMP trapCommon<>(SB)
+
+TEXT ·vec10(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $10
+	JMP trapCommon<>(SB)
+
+TEXT ·vec11(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $11
+	JMP trapCommon<>(SB)
+
+TEXT ·vec12(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $12
+	JMP trapCommon<>(SB)
+
+TEXT ·vec13(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $13
+	JMP trapCommon<>(SB)
+
+TEXT ·vec14(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $14
+	JMP trapCommon<>(SB)
+
+TEXT ·vec15(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $15
+	JMP trapCommon<>(SB)
+
+TEXT ·vec16(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $16
+	JMP trapCommon<>(SB)
+
+TEXT ·vec17(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $17
+	JMP trapCommon<>(SB)
+
+TEXT ·vec18(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $18
+	JMP trapCommon<>(SB)
+
+TEXT ·vec19(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $19
+	JMP trapCommon<>(SB)
+
+TEXT ·vec20(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $20
+	JMP trapCommon<>(SB)
+
+TEXT ·vec21(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $21
+	JMP trapCommon<>(SB)
+
+TEXT ·vec22(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $22
+	JMP trapCommon<>(SB)
+
+TEXT ·vec23(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $23
+	JMP trapCommon<>(SB)
+
+TEXT ·vec24(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $24
+	JMP trapCommon<>(SB)
+
+TEXT ·vec25(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $25
+	JMP trapCommon<>(SB)
+
+TEXT ·vec26(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $26
+	JMP trapCommon<>(SB)
+
+TEXT ·vec27(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $27
+	JMP trapCommon<>(SB)
+
+TEXT ·vec28(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $28
+	JMP trapCommon<>(SB)
+
+TEXT ·vec29(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $29
+	JMP trapCommon<>(SB)
+
+TEXT ·vec30(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $30
+	JMP trapCommon<>(SB)
+
+TEXT ·vec31(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $31
+	JMP trapCommon<>(SB)
+
+TEXT ·vec32(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $32
+	JMP trapCommon<>(SB)
+
+TEXT ·vec33(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $33
+	JMP trapCommon<>(SB)
+
+TEXT ·vec34(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $34
+	JMP trapCommon<>(SB)
+
+TEXT ·vec35(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $35
+	JMP trapCommon<>(SB)
+
+TEXT ·vec36(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $36
+	JMP trapCommon<>(SB)
+
+TEXT ·vec37(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $37
+	JMP trapCommon<>(SB)
+
+TEXT ·vec38(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $38
+	JMP trapCommon<>(SB)
+
+TEXT ·vec39(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $39
+	JMP trapCommon<>(SB)
+
+TEXT ·vec40(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $40
+	JMP trapCommon<>(SB)
+
+TEXT ·vec41(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $41
+	JMP trapCommon<>(SB)
+
+TEXT ·vec42(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $42
+	JMP trapCommon<>(SB)
+
+TEXT ·vec43(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $43
+	JMP trapCommon<>(SB)
+
+TEXT ·vec44(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $44
+	JMP trapCommon<>(SB)
+
+TEXT ·vec45(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $45
+	JMP trapCommon<>(SB)
+
+TEXT ·vec46(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $46
+	JMP trapCommon<>(SB)
+
+TEXT ·vec47(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $47
+	JMP trapCommon<>(SB)
+
+TEXT ·vec255(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $255
+	JMP trapCommon<>(SB)
+
+// func stubAddr(n int) uintptr
+// Returns the address of stub n (0-47: vectors 0-47; 48: vector 255).
 TEXT ·stubAddr(SB),NOSPLIT,$0-16
 	MOVQ n+0(FP), AX
 	LEAQ stubs<>(SB), BX
@@ -176,56 +365,55 @@ TEXT ·stubAddr(SB),NOSPLIT,$0-16
 	MOVQ AX, ret+8(FP)
 	RET
 
-#define STUB(i, n) DATA stubs<>+(i*8)(SB)/8, $·vec##n(SB)
-STUB(0,0)
-STUB(1,1)
-STUB(2,2)
-STUB(3,3)
-STUB(4,4)
-STUB(5,5)
-STUB(6,6)
-STUB(7,7)
-STUB(8,8)
-STUB(9,9)
-STUB(10,10)
-STUB(11,11)
-STUB(12,12)
-STUB(13,13)
-STUB(14,14)
-STUB(15,15)
-STUB(16,16)
-STUB(17,17)
-STUB(18,18)
-STUB(19,19)
-STUB(20,20)
-STUB(21,21)
-STUB(22,22)
-STUB(23,23)
-STUB(24,24)
-STUB(25,25)
-STUB(26,26)
-STUB(27,27)
-STUB(28,28)
-STUB(29,29)
-STUB(30,30)
-STUB(31,31)
-STUB(32,32)
-STUB(33,33)
-STUB(34,34)
-STUB(35,35)
-STUB(36,36)
-STUB(37,37)
-STUB(38,38)
-STUB(39,39)
-STUB(40,40)
-STUB(41,41)
-STUB(42,42)
-STUB(43,43)
-STUB(44,44)
-STUB(45,45)
-STUB(46,46)
-STUB(47,47)
-STUB(48,255)
+DATA stubs<>+0(SB)/8, $·vec0(SB)
+DATA stubs<>+8(SB)/8, $·vec1(SB)
+DATA stubs<>+16(SB)/8, $·vec2(SB)
+DATA stubs<>+24(SB)/8, $·vec3(SB)
+DATA stubs<>+32(SB)/8, $·vec4(SB)
+DATA stubs<>+40(SB)/8, $·vec5(SB)
+DATA stubs<>+48(SB)/8, $·vec6(SB)
+DATA stubs<>+56(SB)/8, $·vec7(SB)
+DATA stubs<>+64(SB)/8, $·vec8(SB)
+DATA stubs<>+72(SB)/8, $·vec9(SB)
+DATA stubs<>+80(SB)/8, $·vec10(SB)
+DATA stubs<>+88(SB)/8, $·vec11(SB)
+DATA stubs<>+96(SB)/8, $·vec12(SB)
+DATA stubs<>+104(SB)/8, $·vec13(SB)
+DATA stubs<>+112(SB)/8, $·vec14(SB)
+DATA stubs<>+120(SB)/8, $·vec15(SB)
+DATA stubs<>+128(SB)/8, $·vec16(SB)
+DATA stubs<>+136(SB)/8, $·vec17(SB)
+DATA stubs<>+144(SB)/8, $·vec18(SB)
+DATA stubs<>+152(SB)/8, $·vec19(SB)
+DATA stubs<>+160(SB)/8, $·vec20(SB)
+DATA stubs<>+168(SB)/8, $·vec21(SB)
+DATA stubs<>+176(SB)/8, $·vec22(SB)
+DATA stubs<>+184(SB)/8, $·vec23(SB)
+DATA stubs<>+192(SB)/8, $·vec24(SB)
+DATA stubs<>+200(SB)/8, $·vec25(SB)
+DATA stubs<>+208(SB)/8, $·vec26(SB)
+DATA stubs<>+216(SB)/8, $·vec27(SB)
+DATA stubs<>+224(SB)/8, $·vec28(SB)
+DATA stubs<>+232(SB)/8, $·vec29(SB)
+DATA stubs<>+240(SB)/8, $·vec30(SB)
+DATA stubs<>+248(SB)/8, $·vec31(SB)
+DATA stubs<>+256(SB)/8, $·vec32(SB)
+DATA stubs<>+264(SB)/8, $·vec33(SB)
+DATA stubs<>+272(SB)/8, $·vec34(SB)
+DATA stubs<>+280(SB)/8, $·vec35(SB)
+DATA stubs<>+288(SB)/8, $·vec36(SB)
+DATA stubs<>+296(SB)/8, $·vec37(SB)
+DATA stubs<>+304(SB)/8, $·vec38(SB)
+DATA stubs<>+312(SB)/8, $·vec39(SB)
+DATA stubs<>+320(SB)/8, $·vec40(SB)
+DATA stubs<>+328(SB)/8, $·vec41(SB)
+DATA stubs<>+336(SB)/8, $·vec42(SB)
+DATA stubs<>+344(SB)/8, $·vec43(SB)
+DATA stubs<>+352(SB)/8, $·vec44(SB)
+DATA stubs<>+360(SB)/8, $·vec45(SB)
+DATA stubs<>+368(SB)/8, $·vec46(SB)
+DATA stubs<>+376(SB)/8, $·vec47(SB)
+DATA stubs<>+384(SB)/8, $·vec255(SB)
 GLOBL stubs<>(SB), RODATA, $(49*8)
 
 // func syscallEntryAddr() uintptr
@@ -286,7 +474,6 @@ TEXT ·jumpToRuntime(SB),NOSPLIT|NOFRAME,$0-8
 	XORQ DX, DX
 	XORQ SI, SI
 	XORQ DI, DI
-	XORQ BP, BP
 	JMP _rt0_amd64_linux(SB)
 
 // func endAddr() uintptr  -- end of the image (runtime.end, after bss)

@@ -55,7 +55,7 @@ func powerOff(status int64) {
 		cpu.Outl(0xf4, uint32(status))
 	}
 	if acpiOK {
-		acpiTables.PowerOff(&ports)
+		acpiTables.PowerOff(&ports, &physMem)
 		for i := 0; i < 1000000; i++ {
 			cpu.Pause()
 		}

@@ -114,6 +114,8 @@ func Start() {
 
 	// Thread 0 is the runtime's first thread.
 	i, _ := newThread()
+	// Until the runtime's arch_prctl, the thread keeps the stand-in TLS.
+	threads[i].fsbase = uint64(bootTLSAddr())
 	switchTo(i)
 	cpu0.frame = frameAddr(&threads[i])
 	threads[i].runSince = cpu.RDTSC()
@@ -193,7 +195,7 @@ func initMemory() {
 	top := uint64(0)
 	for i := 0; i < bootInfo.NMem; i++ {
 		r := bootInfo.Mem[i]
-		if r.Type != bootinfo.RAM {
+		if r.Type != bootinfo.RegionRAM {
 			memReport.reserved += r.Length
 			continue
 		}
@@ -275,7 +277,7 @@ func initMemory() {
 		}
 		flags := uint64(mm.PTEPresent | mm.PTEWrite)
 		switch r.Type {
-		case bootinfo.RAM, bootinfo.ACPIReclaim, bootinfo.ACPINVS:
+		case bootinfo.RegionRAM, bootinfo.RegionACPIReclaim, bootinfo.RegionACPINVS:
 		default:
 			// May hold device registers: never cache, never speculate.
 			flags |= mm.PTECacheDisable | mm.PTEWriteThrough | mm.PTENX
@@ -283,7 +285,15 @@ func initMemory() {
 		mapOrDie(b, e-b, flags, maxPage)
 	}
 	cpu.WriteCR3(kpt.Root)
-	physMem = phys.Identity(top)
+	// The window covers every region mapped above, so that parsers can
+	// follow firmware pointers into ACPI and reserved memory.
+	win := top
+	for i := 0; i < bootInfo.NMem; i++ {
+		if e := bootInfo.Mem[i].End(); e > win && e <= 1<<39 {
+			win = e
+		}
+	}
+	physMem = phys.Identity(win)
 	if s := space.Init(&physMem, &frames, &kpt); s != mm.OK {
 		fatal("cannot set up the runtime's address space")
 	}
@@ -357,8 +367,8 @@ func initTime() {
 		}
 	}
 	if hz == 0 && acpiOK && acpiTables.PMTimer != 0 {
-		v, s := acpi.CalibrateTSCWithPMTimer(&ports, uint16(acpiTables.PMTimer), acpiTables.PMTimer32, cpu.RDTSC, 10)
-		if s == acpi.StatusOK {
+		v, s := pit.CalibrateTSCWithPMTimer(&ports, uint16(acpiTables.PMTimer), acpiTables.PMTimer32, cpu.RDTSC, 10)
+		if s == pit.StatusOK {
 			hz = v
 			tscSource = "ACPI PM timer"
 		}
@@ -440,12 +450,15 @@ func initSyscalls() {
 func buildProcessStack() uintptr {
 	base := initStackAddr()
 	top := (base + uintptr(len(initStack))) &^ 15
-	// Strings and AT_RANDOM bytes in the top 64 bytes.
-	name := top - 64
-	const argv0 = "juice\x00"
-	for i := 0; i < len(argv0); i++ {
-		initStack[name-base+uintptr(i)] = argv0[i]
+	// Strings and AT_RANDOM bytes in the top 96 bytes.
+	name := top - 96
+	// argv[0] and the one environment variable: juice delivers no
+	// signals, so the runtime must not preempt goroutines with them.
+	const strs = "juice\x00GODEBUG=asyncpreemptoff=1\x00"
+	for i := 0; i < len(strs); i++ {
+		initStack[name-base+uintptr(i)] = strs[i]
 	}
+	env := name + 6
 	rnd := top - 32
 	for i := uintptr(0); i < 16; i += 8 {
 		v, ok := hwRandom()
@@ -456,12 +469,13 @@ func buildProcessStack() uintptr {
 	}
 	words := [...]uint64{
 		1, uint64(name), 0, // argc, argv[0], end of argv
-		0,           // end of envp
+		uint64(env), 0, // envp
+
 		6, 4096,     // AT_PAGESZ
 		25, uint64(rnd), // AT_RANDOM
 		0, 0, // AT_NULL
 	}
-	sp := (top - 64 - uintptr(len(words))*8) &^ 15
+	sp := (top - 96 - uintptr(len(words))*8) &^ 15
 	for i, w := range words {
 		*ptrU64(sp + uintptr(i)*8) = w
 	}

@@ -4,8 +4,6 @@
 // set the machine up.
 package main
 
-//go:debug asyncpreemptoff=1
-
 import (
 	"fmt"
 	"log"

@@ -338,21 +338,29 @@ func timers(env Env) error {
 	case <-time.After(5 * time.Second):
 		return errors.New("reset timer never fired")
 	}
-	// Many timers, fired in deadline order.
+	// Many timers: each fires, and none before its deadline.
 	const n = 20
-	got := make(chan int, n)
+	type firing struct {
+		i int
+		at time.Duration
+	}
+	got := make(chan firing, n)
+	start = time.Now()
 	for i := n - 1; i >= 0; i-- {
 		i := i
-		time.AfterFunc(time.Duration(i+1)*2*time.Millisecond, func() { got <- i })
+		time.AfterFunc(time.Duration(i+1)*2*time.Millisecond, func() { got <- firing{i, time.Since(start)} })
 	}
-	prev := -1
+	seen := map[int]bool{}
 	for k := 0; k < n; k++ {
 		select {
-		case i := <-got:
-			if i < prev {
-				return fmt.Errorf("timer %d fired after timer %d", i, prev)
+		case f := <-got:
+			if want := time.Duration(f.i+1) * 2 * time.Millisecond; f.at < want {
+				return fmt.Errorf("timer %d (%v) fired after %v", f.i, want, f.at)
 			}
-			prev = i
+			if seen[f.i] {
+				return fmt.Errorf("timer %d fired twice", f.i)
+			}
+			seen[f.i] = true
 		case <-time.After(5 * time.Second):
 			return fmt.Errorf("only %d of %d timers fired", k, n)
 		}
