@@ -62,3 +62,31 @@ func ptrU64(va uintptr) *uint64 { return (*uint64)(unsafe.Add(unsafe.Pointer(nil
 
 //go:nosplit
 func bootTLSAddr() uintptr { return uintptr(unsafe.Pointer(&bootTLS[1])) }
+
+// kernelContextData lists the globals kernel context touches (where a
+// page fault is fatal), so that no lazy bss run covers them.
+func kernelContextData() [13]lazyRun {
+	r := func(p unsafe.Pointer, n uintptr) lazyRun {
+		return lazyRun{uint64(uintptr(p)), uint64(uintptr(p) + n)}
+	}
+	return [...]lazyRun{
+		r(unsafe.Pointer(&kernelStack), unsafe.Sizeof(kernelStack)),
+		r(unsafe.Pointer(&istStacks), unsafe.Sizeof(istStacks)),
+		r(unsafe.Pointer(&threads), unsafe.Sizeof(threads)),
+		r(unsafe.Pointer(&fds), unsafe.Sizeof(fds)),
+		r(unsafe.Pointer(&syscallCount), unsafe.Sizeof(syscallCount)),
+		r(unsafe.Pointer(&frames), unsafe.Sizeof(frames)),
+		r(unsafe.Pointer(&kpt), unsafe.Sizeof(kpt)),
+		r(unsafe.Pointer(&space), unsafe.Sizeof(space)),
+		r(unsafe.Pointer(&cpu0), unsafe.Sizeof(cpu0)),
+		r(unsafe.Pointer(&lazy), unsafe.Sizeof(lazy)),
+		r(unsafe.Pointer(&acpiTables), unsafe.Sizeof(acpiTables)),
+		r(unsafe.Pointer(&apic), unsafe.Sizeof(apic)),
+		// The process stack's top, written by Start (the runtime's m0
+		// uses 64 KiB below it as its g0 stack).
+		r(unsafe.Pointer(&initStack[len(initStack)-72<<10]), 72<<10),
+	}
+}
+
+//go:nosplit
+func unsafePage(pa uint64) unsafe.Pointer { return unsafe.Add(unsafe.Pointer(nil), uintptr(pa)) }

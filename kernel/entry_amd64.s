@@ -490,3 +490,9 @@ TEXT ·setGSBase(SB),NOSPLIT,$0-8
 	MOVL $0xC0000101, CX
 	WRMSR
 	RET
+
+// func bssAddr() uintptr  -- start of the image's bss (runtime.bss)
+TEXT ·bssAddr(SB),NOSPLIT,$0-8
+	LEAQ runtime·bss(SB), AX
+	MOVQ AX, ret+0(FP)
+	RET

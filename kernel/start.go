@@ -185,12 +185,108 @@ func checkCPU() {
 	}
 }
 
+// directBase is where juice maps all of physical memory (RAM write-back,
+// firmware and device ranges uncached): the kernel reaches frames, page
+// tables, boot structures and device registers there. Only juice's own
+// image is identity-mapped.
+const directBase = 0xffff_8000_0000_0000
+
+// lazyRun is a span of the image's bss that was all zero at boot and is
+// backed on first touch, like a Linux process's bss: the Go runtime's
+// crypto/internal/fips140/drbg.memory alone is 32 MiB that stays untouched
+// unless FIPS 140 mode is on. Its physical frames go to the allocator.
+type lazyRun struct{ b, e uint64 }
+
+var (
+	lazy   [8]lazyRun
+	nLazy  int
+	lazyMin uint64 = 1 << 20 // only zero runs this long are worth it
+	imageEnd uint64
+)
+
+// findLazyRuns scans the image's bss for page runs that are all zero and
+// do not hold any structure the kernel uses in kernel context (where a page
+// fault is fatal).
+func findLazyRuns(bss, end uint64) {
+	excl := kernelContextData()
+	runStart := uint64(0)
+	for pg := (bss + 4095) &^ 4095; pg+4096 <= end; pg += 4096 {
+		zero := true
+		for _, x := range excl {
+			if pg < x.e+4096 && pg+4096 > x.b-4096 {
+				zero = false
+			}
+		}
+		if zero {
+			w := (*[512]uint64)(unsafePage(pg))
+			for _, v := range w {
+				if v != 0 {
+					zero = false
+					break
+				}
+			}
+		}
+		if zero && runStart == 0 {
+			runStart = pg
+		}
+		if !zero && runStart != 0 {
+			addLazy(runStart, pg)
+			runStart = 0
+		}
+	}
+	if runStart != 0 {
+		addLazy(runStart, end&^4095)
+	}
+}
+
+func addLazy(b, e uint64) {
+	if e-b >= lazyMin && nLazy < len(lazy) {
+		lazy[nLazy] = lazyRun{b, e}
+		nLazy++
+	}
+}
+
+// inLazy reports whether va lies in a lazily backed bss run.
+//
+//go:nosplit
+func inLazy(va uint64) bool {
+	for i := 0; i < nLazy && i < len(lazy); i++ {
+		if va >= lazy[i].b && va < lazy[i].e {
+			return true
+		}
+	}
+	return false
+}
+
+// lazyBack backs the bss page holding va with a zeroed frame. It returns
+// false when memory is exhausted. Kernel context.
+//
+//go:nosplit
+func lazyBack(va uint64) bool {
+	pg := va &^ 4095
+	if _, _, _, ok := kpt.Lookup(pg); ok {
+		return true
+	}
+	pa, ok := frames.AllocZeroed()
+	if !ok {
+		return false
+	}
+	if kpt.Map(pg, pa, 4096, mm.PTEPresent|mm.PTEWrite|mm.PTENX) != mm.OK {
+		frames.Free(pa)
+		return false
+	}
+	lazyPages++
+	return true
+}
+
+var lazyPages uint64
+
 // initMemory builds the frame allocator from the boot memory map, juice's
-// own page tables (RAM identity-mapped write-back, firmware tables and
-// other reserved ranges uncached) and the runtime's address space.
+// own page tables (the image identity-mapped, less its lazy bss; all
+// physical memory at directBase) and the runtime's address space.
 func initMemory() {
 	var ram [bootinfo.MaxRegions]mm.Range
-	var res [bootinfo.MaxReserved + bootinfo.MaxModules + 2]mm.Range
+	var res [bootinfo.MaxReserved + bootinfo.MaxModules + 2 + len(lazy)]mm.Range
 	nram, nres := 0, 0
 	top := uint64(0)
 	for i := 0; i < bootInfo.NMem; i++ {
@@ -201,7 +297,7 @@ func initMemory() {
 		}
 		b, e := r.Base, r.End()
 		if e > 1<<39 {
-			e = 1 << 39 // the identity map covers 512 GiB
+			e = 1 << 39 // the direct map covers 512 GiB
 		}
 		if !has1GPages && e > 4<<30 {
 			e = 4 << 30 // only the boot map's 4 GiB is reachable yet
@@ -216,19 +312,33 @@ func initMemory() {
 			top = e
 		}
 	}
-	if memReport.usable < minRAM {
+	imageEnd = (uint64(endAddr()) + 4095) &^ 4095
+	memReport.imageEnd = imageEnd
+	findLazyRuns(uint64(bssAddr()), imageEnd)
+	lazyBytes := uint64(0)
+	for i := 0; i < nLazy; i++ {
+		lazyBytes += lazy[i].e - lazy[i].b
+	}
+	need := imageEnd - imageBase - lazyBytes + minRAM
+	if memReport.usable < need {
 		fatalBegin()
 		kputs("not enough memory: the boot loader reports ")
 		kputUint(memReport.usable >> 20)
 		kputs(" MiB of usable RAM; juice needs at least ")
-		kputUint(minRAM >> 20)
+		kputUint((need + 1<<20 - 1) >> 20)
 		kputs(" MiB")
 		fatalEnd()
 	}
-	memReport.imageEnd = uint64(endAddr())
 	res[nres] = mm.Range{Base: 0, End: 1 << 20}
 	nres++
-	res[nres] = mm.Range{Base: imageBase, End: (memReport.imageEnd + 4095) &^ 4095}
+	// The image, less its lazy runs.
+	from := uint64(imageBase)
+	for i := 0; i < nLazy; i++ {
+		res[nres] = mm.Range{Base: from, End: lazy[i].b}
+		nres++
+		from = lazy[i].e
+	}
+	res[nres] = mm.Range{Base: from, End: imageEnd}
 	nres++
 	for i := 0; i < bootInfo.NReserved; i++ {
 		res[nres] = mm.Range{Base: bootInfo.Reserved[i].Base, End: bootInfo.Reserved[i].End}
@@ -246,7 +356,6 @@ func initMemory() {
 		}
 		cpu.WriteCR3(cpu.ReadCR3())
 	}
-	ramTop = top
 	physMem = phys.Identity(top)
 	if s := frames.Init(&physMem, ram[:nram], res[:nres]); s != mm.OK {
 		fatalBegin()
@@ -261,8 +370,24 @@ func initMemory() {
 	if has1GPages {
 		maxPage = 1 << 30
 	}
-	// The first MiB (BIOS data, EBDA, the RSDP) write-back, read by parsers.
-	mapOrDie(0, 1<<20, mm.PTEPresent|mm.PTEWrite, maxPage)
+	// The image, identity-mapped, except the lazy runs.
+	from = imageBase
+	for i := 0; i <= nLazy; i++ {
+		to := imageEnd
+		if i < nLazy {
+			to = lazy[i].b
+		}
+		if to > from {
+			mapOrDie(from, from, to-from, mm.PTEPresent|mm.PTEWrite, 2<<20)
+		}
+		if i < nLazy {
+			from = lazy[i].e
+		}
+	}
+	// Physical memory at directBase: the first MiB (BIOS data, EBDA, the
+	// RSDP) and RAM write-back; anything else the firmware lists uncached.
+	win := top
+	mapOrDie(directBase, 0, 1<<20, mm.PTEPresent|mm.PTEWrite|mm.PTENX, maxPage)
 	for i := 0; i < bootInfo.NMem; i++ {
 		r := bootInfo.Mem[i]
 		b, e := r.Base, r.End()
@@ -275,24 +400,20 @@ func initMemory() {
 		if b >= e {
 			continue
 		}
-		flags := uint64(mm.PTEPresent | mm.PTEWrite)
+		if e > win {
+			win = e
+		}
+		flags := uint64(mm.PTEPresent | mm.PTEWrite | mm.PTENX)
 		switch r.Type {
 		case bootinfo.RegionRAM, bootinfo.RegionACPIReclaim, bootinfo.RegionACPINVS:
 		default:
 			// May hold device registers: never cache, never speculate.
-			flags |= mm.PTECacheDisable | mm.PTEWriteThrough | mm.PTENX
+			flags |= mm.PTECacheDisable | mm.PTEWriteThrough
 		}
-		mapOrDie(b, e-b, flags, maxPage)
+		mapOrDie(directBase+b, b, e-b, flags, maxPage)
 	}
 	cpu.WriteCR3(kpt.Root)
-	// The window covers every region mapped above, so that parsers can
-	// follow firmware pointers into ACPI and reserved memory.
-	win := top
-	for i := 0; i < bootInfo.NMem; i++ {
-		if e := bootInfo.Mem[i].End(); e > win && e <= 1<<39 {
-			win = e
-		}
-	}
+	phys.SetDirectBase(directBase)
 	physMem = phys.Identity(win)
 	if s := space.Init(&physMem, &frames, &kpt); s != mm.OK {
 		fatal("cannot set up the runtime's address space")
@@ -300,11 +421,11 @@ func initMemory() {
 	space.FlushTLB = true
 }
 
-// mapOrDie identity-maps [pa, pa+n), rounded out to pages.
-func mapOrDie(pa, n, flags, maxPage uint64) {
+// mapOrDie maps [pa, pa+n), rounded out to pages, at va.
+func mapOrDie(va, pa, n, flags, maxPage uint64) {
 	b := pa &^ 4095
 	e := (pa + n + 4095) &^ 4095
-	if s := kpt.MapRange(b, b, e-b, flags, maxPage); s != mm.OK {
+	if s := kpt.MapRange(va&^4095, b, e-b, flags, maxPage); s != mm.OK {
 		fatalBegin()
 		kputs("cannot map ")
 		kputHex(b)
@@ -316,18 +437,16 @@ func mapOrDie(pa, n, flags, maxPage uint64) {
 	}
 }
 
-// mapMMIO maps one device page uncached, if it is not mapped yet.
+// mapMMIO maps one device page uncached in the direct map, if it is not
+// mapped yet.
 func mapMMIO(pa uint64) {
 	pa &^= 4095
-	if _, _, _, ok := kpt.Lookup(pa); ok {
-		return
+	if _, _, _, ok := kpt.Lookup(directBase + pa); !ok {
+		if s := kpt.Map(directBase+pa, pa, 4096, mm.PTEPresent|mm.PTEWrite|mm.PTECacheDisable|mm.PTEWriteThrough|mm.PTENX); s != mm.OK {
+			fatal("cannot map device registers")
+		}
 	}
-	if s := kpt.Map(pa, pa, 4096, mm.PTEPresent|mm.PTEWrite|mm.PTECacheDisable|mm.PTEWriteThrough|mm.PTENX); s != mm.OK {
-		fatal("cannot map device registers")
-	}
-	if pa+4096 > physMem.Size() {
-		physMem = phys.Identity(pa + 4096)
-	}
+	physMem.Grow(pa + 4096)
 }
 
 func initACPI() {

@@ -213,9 +213,6 @@ func unknownSyscall(nr, pc uint64) {
 	fatalEnd()
 }
 
-// userKernelLow is the lowest address of juice's image: the runtime's
-// globals and its initial stack live between it and ramTop.
-var ramTop uint64
 
 // checkUser makes [va, va+n) safe for the kernel to touch on the thread's
 // behalf: inside the identity-mapped kernel image and RAM, or inside the
@@ -230,7 +227,12 @@ func checkUser(va, n uint64, write bool) bool {
 	if end < va {
 		return false
 	}
-	if va >= imageBase && end <= ramTop {
+	if va >= imageBase && end <= imageEnd {
+		for pg := va &^ 4095; pg < end; pg += 4096 {
+			if inLazy(pg) && !lazyBack(pg) {
+				return false
+			}
+		}
 		return true
 	}
 	if va >= mm.UserBase && end <= mm.UserTop {

@@ -53,6 +53,7 @@ func loadIDT(p uintptr)
 func loadTR(sel uint16)
 func jumpToRuntime(sp uintptr)
 func endAddr() uintptr
+func bssAddr() uintptr
 func setGSBase(v uintptr)
 
 //go:nosplit
@@ -176,25 +177,40 @@ func kernelTrap(f *Frame) {
 func pageFault(t *thread) {
 	va := cpu.ReadCR2()
 	f := &t.frame
+	if inLazy(va) {
+		if lazyBack(va) {
+			return
+		}
+		oom(va)
+	}
 	if va >= mm.UserBase && va < mm.UserTop {
 		r := space.Fault(va, f.Err&2 != 0, f.Err&16 != 0)
 		switch r {
 		case mm.FaultFixed:
 			return
 		case mm.FaultOOM:
-			crashing = true
-			fatalBegin()
-			kputs("out of memory: no free page for the Go runtime at ")
-			kputHex(va)
-			kputs(" (")
-			kputUint(space.Committed() >> 20)
-			kputs(" MiB committed, ")
-			kputUint(frames.FreeCount())
-			kputs(" frames free)")
-			fatalEnd()
+			oom(va)
 		}
 	}
 	exception(t)
+}
+
+// oom stops juice when a page the runtime touches cannot be backed.
+//
+//go:nosplit
+func oom(va uint64) {
+	crashing = true
+	fatalBegin()
+	kputs("out of memory: no free page for the Go runtime at ")
+	kputHex(va)
+	kputs(" (")
+	kputUint(memReport.usable >> 20)
+	kputs(" MiB usable, runtime committed ")
+	kputUint((space.Committed() + lazyPages*4096) >> 20)
+	kputs(" MiB, ")
+	kputUint(frames.FreeCount())
+	kputs(" frames free)")
+	fatalEnd()
 }
 
 // exception reports a CPU exception in a thread: vector, error code and

@@ -13,8 +13,35 @@ package phys
 
 // Mem is a window [0, Size) of physical memory.
 type Mem struct {
-	base uintptr // host address of physical address 0 (0 on bare metal)
+	base uintptr // host address of physical address 0 (tests)
 	size uint64
+	live bool // a bare-metal window: add the kernel's direct-map base
+}
+
+// directBase is where the kernel maps physical address 0: 0 while the boot
+// page tables identity-map low memory, then the direct map's base. Every
+// bare-metal window (Identity) follows it, including copies held by the
+// frame allocator and page tables.
+var directBase uintptr
+
+// SetDirectBase moves every bare-metal window to a new virtual base, once
+// the kernel has mapped physical memory there. Kernel context.
+//
+//go:nosplit
+func SetDirectBase(b uintptr) { directBase = b }
+
+// DirectBase returns the current base of bare-metal windows.
+//
+//go:nosplit
+func DirectBase() uintptr { return directBase }
+
+// Grow extends the window to size if it is smaller.
+//
+//go:nosplit
+func (m *Mem) Grow(size uint64) {
+	if size > m.size {
+		m.size = size
+	}
 }
 
 // Size returns the window's size in bytes.

@@ -3,10 +3,11 @@ package phys
 import "unsafe"
 
 // Identity returns the bare-metal window: physical address pa is kernel
-// virtual address pa, for pa below size.
+// virtual address DirectBase()+pa, for pa below size (at boot DirectBase is
+// 0: the boot page tables identity-map low memory).
 //
 //go:nosplit
-func Identity(size uint64) Mem { return Mem{base: 0, size: size} }
+func Identity(size uint64) Mem { return Mem{base: 0, size: size, live: true} }
 
 // FromSlice returns a window whose physical address 0 is b[0]; for tests.
 // b must stay alive (and unmoved: heap slices do not move) while in use.
@@ -21,7 +22,11 @@ func FromSlice(b []byte) Mem {
 func (m *Mem) ptr(pa uint64) unsafe.Pointer {
 	// unsafe.Add from a nil base: on bare metal the address is identity-mapped
 	// RAM the Go heap does not own; in tests base is the backing slice.
-	return unsafe.Add(unsafe.Pointer(nil), m.base+uintptr(pa))
+	b := m.base
+	if m.live {
+		b = directBase
+	}
+	return unsafe.Add(unsafe.Pointer(nil), b+uintptr(pa))
 }
 
 //go:nosplit
