@@ -39,7 +39,14 @@ var (
 	entryEAX uint32
 	entryEBX uint32
 	entryTSC uint64
+	// longModeTSC is the TSC on reaching 64-bit code.
+	longModeTSC uint64
 )
+
+// LongModeTSC returns the time-stamp counter read when entry64 starts.
+//
+//go:nosplit
+func LongModeTSC() uint64 { return longModeTSC }
 
 // EntryRegs returns EAX and EBX as the boot loader left them: the magic
 // value and the boot-information pointer.

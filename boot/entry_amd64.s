@@ -144,6 +144,10 @@ TEXT ·entry64(SB),NOSPLIT|NOFRAME,$0
 	ORQ $0x600, AX
 	MOVQ AX, CR4
 	BYTE $0xDB; BYTE $0xE3 // FNINIT
+	RDTSC
+	SHLQ $32, DX
+	ORQ DX, AX
+	MOVQ AX, ·longModeTSC(SB)
 	JMP juice∕kernel·entry64(SB)
 
 // func BootPDPT() uint64

@@ -87,6 +87,3 @@ func kernelContextData() [13]lazyRun {
 		r(unsafe.Pointer(&initStack[len(initStack)-72<<10]), 72<<10),
 	}
 }
-
-//go:nosplit
-func unsafePage(pa uint64) unsafe.Pointer { return unsafe.Add(unsafe.Pointer(nil), uintptr(pa)) }

@@ -55,10 +55,17 @@ var (
 // allocation, no write barriers, no runtime services.
 func Start() {
 	startTSC = boot.EntryTSC()
+	if nmarks < len(marks) {
+		marks[nmarks] = boot.LongModeTSC()
+		nmarks++
+	}
 	portsInit()
 	cmdline.Defaults(&config)
+	mark()
 	uart0.Init(&ports, config.ConsolePort, config.ConsoleBaud)
+	mark()
 	initCPUTables()
+	mark()
 	emulator = detectEmulator()
 
 	eax, ebx := boot.EntryRegs()
@@ -105,11 +112,17 @@ func Start() {
 	}
 
 	checkCPU()
+	mark()
 	initMemory()
+	mark()
 	initACPI()
+	mark()
 	initTime()
+	mark()
 	initInterrupts()
+	mark()
 	initSyscalls()
+	mark()
 	fdInit()
 
 	// Thread 0 is the runtime's first thread.
@@ -218,13 +231,7 @@ func findLazyRuns(bss, end uint64) {
 			}
 		}
 		if zero {
-			w := (*[512]uint64)(unsafePage(pg))
-			for _, v := range w {
-				if v != 0 {
-					zero = false
-					break
-				}
-			}
+			zero = pageIsZero(uintptr(pg))
 		}
 		if zero && runStart == 0 {
 			runStart = pg
@@ -468,28 +475,36 @@ func initTime() {
 	tscBase = startTSC
 	hz := cpuidTSCHz()
 	tscSource = "CPUID 0x15"
-	if hz == 0 {
-		// The median of three 10 ms PIT windows.
+	if hz == 0 && acpiOK && acpiTables.PMTimer != 0 {
+		// The ACPI PM timer free-runs at 3.579545 MHz: the median of three
+		// 10 ms windows.
 		var m [3]uint64
-		ok := true
-		for i := range m {
-			v, s := pit.CalibrateTSC(&ports, cpu.RDTSC, 10)
-			if s != pit.StatusOK {
-				ok = false
-				break
+		n := 0
+		for range m {
+			v, s := pit.CalibrateTSCWithPMTimer(&ports, uint16(acpiTables.PMTimer), acpiTables.PMTimer32, cpu.RDTSC, 10)
+			if s == pit.StatusOK {
+				m[n] = v
+				n++
 			}
-			m[i] = v
 		}
-		if ok {
+		if n == 3 {
 			hz = median3(m[0], m[1], m[2])
-			tscSource = "PIT"
+			tscSource = "ACPI PM timer"
 		}
 	}
-	if hz == 0 && acpiOK && acpiTables.PMTimer != 0 {
-		v, s := pit.CalibrateTSCWithPMTimer(&ports, uint16(acpiTables.PMTimer), acpiTables.PMTimer32, cpu.RDTSC, 10)
-		if s == pit.StatusOK {
-			hz = v
-			tscSource = "ACPI PM timer"
+	if hz == 0 {
+		var m [3]uint64
+		n := 0
+		for range m {
+			v, s := pit.CalibrateTSC(&ports, cpu.RDTSC, 10)
+			if s == pit.StatusOK {
+				m[n] = v
+				n++
+			}
+		}
+		if n == 3 {
+			hz = median3(m[0], m[1], m[2])
+			tscSource = "PIT"
 		}
 	}
 	if hz < 1e6 {
@@ -503,6 +518,25 @@ func initTime() {
 	if t, s := rtc.Read(&ports, century); s == rtc.StatusOK {
 		realBase = t.Unix()*1e9 - int64(nanotime())
 	}
+}
+
+var marks [16]uint64
+var nmarks int
+
+func mark() {
+	if nmarks < len(marks) {
+		marks[nmarks] = cpu.RDTSC()
+		nmarks++
+	}
+}
+
+// BootMarks returns the start-up stage times in ns since entry.
+func BootMarks() []uint64 {
+	r := make([]uint64, nmarks)
+	for i := range r {
+		r[i] = ticksToNs(marks[i] - startTSC)
+	}
+	return r
 }
 
 func median3(a, b, c uint64) uint64 {

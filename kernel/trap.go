@@ -54,6 +54,7 @@ func loadTR(sel uint16)
 func jumpToRuntime(sp uintptr)
 func endAddr() uintptr
 func bssAddr() uintptr
+func pageIsZero(p uintptr) bool
 func setGSBase(v uintptr)
 
 //go:nosplit

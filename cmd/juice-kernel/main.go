@@ -22,11 +22,16 @@ func main() {
 	log.SetFlags(0)
 	log.SetOutput(kernel.LogWriter{})
 	kernel.Banner(version)
+	log.Printf("boot: stages %v", kernel.BootMarks())
 	if kernel.SelftestMode() {
 		os.Exit(runSelftest())
 	}
 	log.Printf("juice: no VMs configured; idle")
-	select {}
+	// Wait for work. A pending timer keeps the runtime from declaring the
+	// idle main goroutine deadlocked; the CPU halts between wake-ups.
+	for {
+		time.Sleep(time.Hour)
+	}
 }
 
 func runSelftest() int {
