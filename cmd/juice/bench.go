@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"juice/cmd/juice/launch"
+)
+
+// benchTail is how many console lines a failed bench run shows.
+const benchTail = 20
+
+// cmdBench implements `juice bench`: N self-test boots by PVH, medians of
+// the figures juice prints, and the image size.
+func cmdBench(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("bench", stderr)
+	runs := fs.Int("runs", 5, "number of boots")
+	kernel := fs.String("kernel", defaultKernel, "kernel image")
+	mem := fs.String("mem", "64M", "guest RAM")
+	timeout := seconds(120 * time.Second)
+	fs.Var(&timeout, "timeout", "time limit per boot")
+	if rc := parseFlags(fs, args); rc != 0 {
+		return max(rc, 0)
+	}
+	if *runs < 1 {
+		fmt.Fprintln(stderr, "juice bench: --runs must be at least 1")
+		return 2
+	}
+	st, err := os.Stat(*kernel)
+	if err != nil {
+		fmt.Fprintln(stderr, "juice bench:", err)
+		return 1
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fmt.Fprintf(stdout, "juice bench: %d self-test boots of %s by PVH under QEMU TCG (-m %s)\n", *runs, *kernel, *mem)
+	var toMain, toDone, footprint, wall []float64
+	failed := 0
+	for i := 1; i <= *runs; i++ {
+		cfg := launch.Config{
+			Kernel:  *kernel,
+			Boot:    launch.BootPVH,
+			Mem:     *mem,
+			Append:  launch.SelftestArgs,
+			Timeout: time.Duration(timeout),
+		}
+		start := time.Now()
+		m, err := launch.Start(ctx, cfg)
+		if err != nil {
+			fmt.Fprintln(stderr, "juice bench:", err)
+			return 1
+		}
+		r := m.Wait()
+		elapsed := time.Since(start)
+		if r.Outcome == launch.Killed {
+			fmt.Fprintln(stderr, "juice bench: interrupted")
+			return launch.ExitKilled
+		}
+		f, perr := launch.ParseFigures(m.Console.Texts())
+		problem := ""
+		switch {
+		case !r.Exited() || r.Status != 0:
+			problem = r.String()
+		case perr != nil:
+			problem = perr.Error()
+		case f.Failed != 0:
+			problem = fmt.Sprintf("%d self-test checks failed", f.Failed)
+		}
+		if problem != "" {
+			failed++
+			fmt.Fprintf(stdout, "  run %d/%d: FAILED: %s\n", i, *runs, problem)
+			lines := m.Console.Lines()
+			fmt.Fprintf(stderr, "  last console lines of run %d:\n", i)
+			for _, l := range lines[max(0, len(lines)-benchTail):] {
+				fmt.Fprintf(stderr, "    %s\n", launch.Clean(l))
+			}
+			if s := strings.TrimSpace(r.Stderr); s != "" {
+				fmt.Fprintf(stderr, "  QEMU stderr: %s\n", s)
+			}
+			continue
+		}
+		toMain = append(toMain, f.EntryToMainMs)
+		toDone = append(toDone, f.SelftestMs)
+		footprint = append(footprint, f.FootprintKiB)
+		wall = append(wall, float64(elapsed.Microseconds())/1000)
+		fmt.Fprintf(stdout, "  run %d/%d: entry to main %.3f ms, entry to self-test end %.3f ms, footprint %.0f KiB, QEMU wall %.0f ms\n",
+			i, *runs, f.EntryToMainMs, f.SelftestMs, f.FootprintKiB, wall[len(wall)-1])
+	}
+
+	if len(toMain) > 0 {
+		fmt.Fprintf(stdout, "medians over %d good runs:\n", len(toMain))
+		printMedian(stdout, "entry to Go main", toMain, "ms")
+		printMedian(stdout, "entry to end of self-test", toDone, "ms")
+		printMedian(stdout, "memory footprint after boot", footprint, "KiB")
+		printMedian(stdout, "QEMU wall time, start to exit", wall, "ms")
+	}
+	fmt.Fprintf(stdout, "kernel image size: %d bytes (%.2f MiB) %s\n", st.Size(), float64(st.Size())/(1<<20), *kernel)
+	if failed > 0 {
+		fmt.Fprintf(stdout, "juice bench: %d of %d runs failed\n", failed, *runs)
+		return 1
+	}
+	return 0
+}
+
+// printMedian prints one "name: median (min … max)" line.
+func printMedian(w io.Writer, name string, xs []float64, unit string) {
+	med, err := launch.Median(xs)
+	if err != nil {
+		return
+	}
+	lo, hi := xs[0], xs[0]
+	for _, x := range xs {
+		lo, hi = min(lo, x), max(hi, x)
+	}
+	fmt.Fprintf(w, "  %-30s %10.3f %s  (min %.3f, max %.3f)\n", name+":", med, unit, lo, hi)
+}

@@ -1,0 +1,383 @@
+// Package launch boots juice under an emulator on a development host: it
+// builds QEMU command lines for the three boot paths (PVH with -kernel, a
+// GRUB ISO under SeaBIOS, the same ISO under OVMF), builds the GRUB ISO,
+// captures the serial console, and turns QEMU's exit code back into juice's
+// status. The host command cmd/juice and the integration tests in tests/
+// both use it, so what `juice run` does is what the tests check.
+package launch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Boot selects how the emulator loads juice.
+type Boot string
+
+// The boot paths.
+const (
+	// BootPVH loads the ELF with QEMU -kernel through its PVH note.
+	BootPVH Boot = "pvh"
+	// BootGRUBBIOS boots a GRUB ISO (multiboot2) under SeaBIOS.
+	BootGRUBBIOS Boot = "grub-bios"
+	// BootGRUBEFI boots the same GRUB ISO under OVMF (UEFI).
+	BootGRUBEFI Boot = "grub-efi"
+)
+
+// ParseBoot parses a --boot value.
+func ParseBoot(s string) (Boot, error) {
+	switch b := Boot(s); b {
+	case BootPVH, BootGRUBBIOS, BootGRUBEFI:
+		return b, nil
+	}
+	return "", fmt.Errorf("unknown boot path %q (want pvh, grub-bios or grub-efi)", s)
+}
+
+// DefaultQEMU is the emulator binary used when Config.QEMU is empty.
+const DefaultQEMU = "qemu-system-x86_64"
+
+// SelftestArgs are the kernel arguments of a self-test run: run the
+// built-in checks and power off, also after a fatal error.
+const SelftestArgs = "juice.mode=selftest juice.panic=poweroff"
+
+// Config describes one emulator run.
+type Config struct {
+	// Kernel is the path of juice's ELF image (build/juice.elf).
+	Kernel string
+	// Boot is the boot path; empty means BootPVH.
+	Boot Boot
+	// Mem is the guest RAM in QEMU -m syntax ("256M"); empty means 256M.
+	Mem string
+	// CPUs is the number of virtual CPUs; 0 means 1.
+	CPUs int
+	// Append is juice's command line.
+	Append string
+	// Timeout kills the run after this long; 0 means no limit.
+	Timeout time.Duration
+	// Interactive multiplexes the QEMU monitor onto the console
+	// (-serial mon:stdio: Ctrl-A x quits, Ctrl-A c toggles) and gives QEMU
+	// this process's standard input.
+	Interactive bool
+	// Echo, if set, receives a copy of the console output as it arrives.
+	Echo io.Writer
+	// EchoStderr, if set, receives a copy of QEMU's standard error.
+	EchoStderr io.Writer
+	// QEMU is the emulator binary; empty means DefaultQEMU.
+	QEMU string
+	// WorkDir holds the files a run needs (ISO, UEFI variable store).
+	// Empty means a fresh temporary directory, removed when the run ends.
+	WorkDir string
+	// ExtraArgs are appended to the QEMU command line.
+	ExtraArgs []string
+}
+
+// memRE is the accepted form of Config.Mem.
+var memRE = regexp.MustCompile(`^[0-9]+[KMGTkmgt]?$`)
+
+// normalize fills defaults and checks the configuration.
+func (c Config) normalize() (Config, error) {
+	if c.Boot == "" {
+		c.Boot = BootPVH
+	}
+	if _, err := ParseBoot(string(c.Boot)); err != nil {
+		return c, err
+	}
+	if c.Mem == "" {
+		c.Mem = "256M"
+	}
+	if !memRE.MatchString(c.Mem) {
+		return c, fmt.Errorf("bad memory size %q (want e.g. 256M or 1G)", c.Mem)
+	}
+	if c.CPUs == 0 {
+		c.CPUs = 1
+	}
+	if c.CPUs < 0 || c.CPUs > 255 {
+		return c, fmt.Errorf("bad CPU count %d", c.CPUs)
+	}
+	if c.Kernel == "" {
+		return c, errors.New("no kernel image given")
+	}
+	if c.QEMU == "" {
+		c.QEMU = DefaultQEMU
+	}
+	return c, nil
+}
+
+// Media are the prepared files a GRUB boot needs.
+type Media struct {
+	// ISO is the GRUB ISO image (grub-bios, grub-efi).
+	ISO string
+	// Firmware is the UEFI firmware (grub-efi).
+	Firmware Firmware
+	// Vars is the writable copy of the UEFI variable store, if the
+	// firmware is split into code and variables.
+	Vars string
+}
+
+// QEMUArgs returns the emulator arguments (without the binary) for cfg,
+// using media for the GRUB paths. It fills the same defaults Start does.
+func QEMUArgs(cfg Config, media Media) ([]string, error) {
+	cfg, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{
+		"-machine", "q35",
+		"-accel", "tcg",
+		"-cpu", "max",
+		"-m", cfg.Mem,
+		"-smp", strconv.Itoa(cfg.CPUs),
+		"-nographic",
+		"-no-reboot",
+		// No default network card: its option ROM only slows the
+		// firmware down.
+		"-nic", "none",
+	}
+	if cfg.Interactive {
+		args = append(args, "-serial", "mon:stdio")
+	} else {
+		// -nographic would put the monitor on stdio too.
+		args = append(args, "-serial", "stdio", "-monitor", "none")
+	}
+	args = append(args, "-device", "isa-debug-exit,iobase=0xf4,iosize=4")
+	switch cfg.Boot {
+	case BootPVH:
+		args = append(args, "-kernel", cfg.Kernel)
+		if cfg.Append != "" {
+			args = append(args, "-append", cfg.Append)
+		}
+	case BootGRUBBIOS, BootGRUBEFI:
+		if media.ISO == "" {
+			return nil, errors.New("no ISO image for a GRUB boot")
+		}
+		if cfg.Boot == BootGRUBEFI {
+			fw, err := media.Firmware.args(media.Vars)
+			if err != nil {
+				return nil, err
+			}
+			args = append(args, fw...)
+		}
+		args = append(args, "-cdrom", media.ISO, "-boot", "d")
+	}
+	return append(args, cfg.ExtraArgs...), nil
+}
+
+// ErrNoEmulator is returned (wrapped) by Start when the emulator binary
+// cannot be started.
+var ErrNoEmulator = errors.New("cannot start the emulator (run `make setup`)")
+
+// Machine is a running emulator.
+type Machine struct {
+	// Console receives the guest's serial output.
+	Console *Console
+	// Args is the full command line, binary first.
+	Args []string
+
+	cmd      *exec.Cmd
+	stderr   lockedBuffer
+	done     chan struct{}
+	result   Result
+	stop     context.CancelFunc
+	killed   atomic.Bool
+	timedOut atomic.Bool
+	cleanup  func()
+}
+
+// Start prepares the boot media and starts the emulator. The run ends when
+// the guest exits, when cfg.Timeout passes (TimedOut), or when ctx ends or
+// Kill is called (Killed). Call Wait to collect the result and remove the
+// temporary files.
+func Start(ctx context.Context, cfg Config) (*Machine, error) {
+	cfg, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(cfg.Kernel); err != nil {
+		return nil, fmt.Errorf("kernel image: %w", err)
+	}
+	var media Media
+	cleanup := func() {}
+	if cfg.Boot != BootPVH {
+		dir := cfg.WorkDir
+		if dir == "" {
+			dir, err = os.MkdirTemp("", "juice-run-")
+			if err != nil {
+				return nil, err
+			}
+			cleanup = func() { os.RemoveAll(dir) }
+		}
+		media, err = prepareMedia(ctx, cfg, dir)
+		if err != nil {
+			cleanup()
+			return nil, err
+		}
+	}
+	args, err := QEMUArgs(cfg, media)
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+
+	m := &Machine{
+		Console: NewConsole(),
+		Args:    append([]string{cfg.QEMU}, args...),
+		done:    make(chan struct{}),
+		cleanup: cleanup,
+	}
+	m.cmd = exec.Command(cfg.QEMU, args...)
+	m.cmd.Stdout = m.Console
+	if cfg.Echo != nil {
+		m.cmd.Stdout = io.MultiWriter(m.Console, cfg.Echo)
+	}
+	m.cmd.Stderr = &m.stderr
+	if cfg.EchoStderr != nil {
+		m.cmd.Stderr = io.MultiWriter(&m.stderr, cfg.EchoStderr)
+	}
+	if cfg.Interactive {
+		m.cmd.Stdin = os.Stdin
+	}
+	if err := m.cmd.Start(); err != nil {
+		cleanup()
+		return nil, fmt.Errorf("%w: %s: %v", ErrNoEmulator, cfg.QEMU, err)
+	}
+
+	runCtx := ctx
+	var cancelTimeout context.CancelFunc = func() {}
+	if cfg.Timeout > 0 {
+		runCtx, cancelTimeout = context.WithTimeout(ctx, cfg.Timeout)
+	}
+	runCtx, cancel := context.WithCancel(runCtx)
+	m.stop = func() { cancel(); cancelTimeout() }
+	go m.watch(runCtx, ctx)
+	go m.wait()
+	return m, nil
+}
+
+// stopGrace is how long the emulator gets to exit after SIGTERM before
+// SIGKILL. QEMU exits cleanly on SIGTERM and then restores the terminal
+// settings that an interactive run changed.
+const stopGrace = 2 * time.Second
+
+// watch stops the emulator when runCtx ends before the emulator does.
+func (m *Machine) watch(runCtx, parent context.Context) {
+	select {
+	case <-m.done:
+		return
+	case <-runCtx.Done():
+	}
+	if parent.Err() != nil {
+		m.killed.Store(true)
+	} else if !m.killed.Load() {
+		m.timedOut.Store(true)
+	}
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-m.done:
+	case <-time.After(stopGrace):
+		m.cmd.Process.Kill()
+	}
+}
+
+// wait reaps the emulator and records the result.
+func (m *Machine) wait() {
+	err := m.cmd.Wait()
+	m.Console.Close()
+	code := m.cmd.ProcessState.ExitCode()
+	if err != nil && code == 0 {
+		code = -1 // I/O error after a clean exit: not a status
+	}
+	r := Classify(code, m.Console.Texts(), m.stderr.String())
+	switch {
+	case m.timedOut.Load():
+		r.Outcome, r.Status = TimedOut, 0
+	case m.killed.Load():
+		r.Outcome, r.Status = Killed, 0
+	}
+	m.result = r
+	m.stop()
+	m.cleanup()
+	close(m.done)
+}
+
+// Wait waits for the emulator to end and returns how it ended.
+func (m *Machine) Wait() Result {
+	<-m.done
+	return m.result
+}
+
+// Done is closed when the emulator has ended.
+func (m *Machine) Done() <-chan struct{} { return m.done }
+
+// Running reports whether the emulator is still running.
+func (m *Machine) Running() bool {
+	select {
+	case <-m.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Kill stops the emulator (Outcome Killed unless it had already ended) and
+// waits for it to end.
+func (m *Machine) Kill() Result {
+	if m.Running() {
+		m.killed.Store(true)
+		m.cmd.Process.Kill()
+	}
+	return m.Wait()
+}
+
+// Stderr returns what QEMU has written to its standard error so far.
+func (m *Machine) Stderr() string { return m.stderr.String() }
+
+// CommandLine renders Args as a shell command line, for logs.
+func (m *Machine) CommandLine() string { return ShellQuote(m.Args) }
+
+// ShellQuote renders args for a POSIX shell.
+func ShellQuote(args []string) string {
+	var b strings.Builder
+	for i, a := range args {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=,:+@%") == "" {
+			b.WriteString(a)
+			continue
+		}
+		b.WriteString("'" + strings.ReplaceAll(a, "'", `'\''`) + "'")
+	}
+	return b.String()
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent use.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String returns the contents.
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs what building and testing juice needs on Debian 12: QEMU,
+# GRUB (BIOS and UEFI) with the ISO tools, OVMF and Bochs. Only missing
+# packages are installed, so a second run is a fast no-op. Installing needs
+# root; without it the script lists what is missing and fails. Then it
+# fetches the Go modules (go mod download).
+set -euo pipefail
+
+PACKAGES=(
+	qemu-system-x86 qemu-utils
+	grub-pc-bin grub-efi-amd64-bin grub-common xorriso mtools
+	ovmf
+	bochs bochsbios vgabios
+)
+
+# Commands that stand for the packages on hosts without dpkg.
+COMMANDS=(qemu-system-x86_64 qemu-img grub-mkrescue xorriso mformat bochs)
+
+cd "$(dirname "$0")/.."
+
+if command -v dpkg-query >/dev/null 2>&1; then
+	missing=()
+	for p in "${PACKAGES[@]}"; do
+		status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+		if [[ "$status" != "install ok installed" ]]; then
+			missing+=("$p")
+		fi
+	done
+	if ((${#missing[@]} > 0)); then
+		if [[ "$(id -u)" != 0 ]]; then
+			echo "setup: missing packages: ${missing[*]}" >&2
+			echo "setup: install them as root: apt-get install --no-install-recommends ${missing[*]}" >&2
+			exit 1
+		fi
+		echo "setup: installing ${missing[*]}"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update
+		apt-get install -y --no-install-recommends "${missing[@]}"
+	fi
+else
+	missing=()
+	for c in "${COMMANDS[@]}"; do
+		command -v "$c" >/dev/null 2>&1 || missing+=("$c")
+	done
+	if ((${#missing[@]} > 0)); then
+		echo "setup: not a Debian host (no dpkg-query) and these commands are missing: ${missing[*]}" >&2
+		echo "setup: install the equivalents of: ${PACKAGES[*]}" >&2
+		exit 1
+	fi
+fi
+
+if ! out=$(go mod download 2>&1); then
+	echo "$out" >&2
+	exit 1
+fi
+if [[ -n "$out" && "$out" != *"no module dependencies"* ]]; then
+	echo "$out"
+fi
