@@ -186,6 +186,7 @@ type Machine struct {
 	Args []string
 
 	cmd      *exec.Cmd
+	parent   context.Context
 	stderr   lockedBuffer
 	done     chan struct{}
 	result   Result
@@ -235,6 +236,7 @@ func Start(ctx context.Context, cfg Config) (*Machine, error) {
 		Args:    append([]string{cfg.QEMU}, args...),
 		done:    make(chan struct{}),
 		cleanup: cleanup,
+		parent:  ctx,
 	}
 	m.cmd = exec.Command(cfg.QEMU, args...)
 	m.cmd.Stdout = m.Console
@@ -302,7 +304,9 @@ func (m *Machine) wait() {
 	switch {
 	case m.timedOut.Load():
 		r.Outcome, r.Status = TimedOut, 0
-	case m.killed.Load():
+	case m.killed.Load() || m.parent.Err() != nil:
+		// The parent context covers a signal that reached QEMU
+		// (same process group) before watch saw it.
 		r.Outcome, r.Status = Killed, 0
 	}
 	m.result = r

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 )
 
 // Exit codes of `juice run` that do not come from the guest. A guest status
@@ -41,7 +42,8 @@ const (
 	Reset
 	// TimedOut: the run exceeded its time limit and was killed.
 	TimedOut
-	// Killed: the run was stopped by the caller or by a signal.
+	// Killed: the run was stopped by the caller, by a signal, or by the
+	// user through the QEMU monitor.
 	Killed
 	// QEMUFailed: QEMU itself failed (see Result.Stderr).
 	QEMUFailed
@@ -110,7 +112,7 @@ func (r Result) String() string {
 	case TimedOut:
 		return "timed out: QEMU killed"
 	case Killed:
-		return "interrupted: QEMU killed"
+		return "stopped before juice exited (killed, interrupted, or quit from the QEMU monitor)"
 	}
 	return fmt.Sprintf("QEMU failed (exit code %d)", r.QEMUCode)
 }
@@ -151,7 +153,9 @@ func Classify(code int, texts []string, stderr string) Result {
 	case code < 0:
 		r.Outcome = Killed
 	case code == 0:
-		if announced {
+		if quitByMonitor(texts) {
+			r.Outcome = Killed
+		} else if announced {
 			r.Outcome, r.Status = PowerOff, status
 		} else {
 			r.Outcome = Reset
@@ -172,6 +176,17 @@ func Classify(code int, texts []string, stderr string) Result {
 		r.Outcome = QEMUFailed
 	}
 	return r
+}
+
+// quitByMonitor reports whether the last console line is QEMU's note that
+// the user quit through the monitor (Ctrl-A x in an interactive run).
+func quitByMonitor(texts []string) bool {
+	for i := len(texts) - 1; i >= 0; i-- {
+		if t := strings.TrimSpace(texts[i]); t != "" {
+			return t == "QEMU: Terminated"
+		}
+	}
+	return false
 }
 
 // anyText reports whether any of texts is non-blank.

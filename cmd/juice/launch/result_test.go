@@ -48,6 +48,8 @@ func TestClassify(t *testing.T) {
 		{"qemu error, blank output", 1, []string{"", "  "}, QEMUFailed, 0, ExitQEMUFailed},
 		{"even code", 2, banner, QEMUFailed, 0, ExitQEMUFailed},
 		{"signal", -1, banner, Killed, 0, ExitKilled},
+		{"monitor quit", 0, append(off("0"), "QEMU: Terminated", ""), Killed, 0, ExitKilled},
+		{"monitor text earlier", 0, append([]string{"QEMU: Terminated"}, banner...), Reset, 0, ExitReset},
 	}
 	for _, c := range cases {
 		r := Classify(c.code, c.texts, "stderr text")
