@@ -44,8 +44,10 @@ func runSelftest() int {
 			log.Printf("selftest: %s ok", name)
 		}
 	})
-	d := kernel.Now() - start
-	log.Printf("selftest: done in %d ms, %d passed, %d failed", d/1e6, passed, failed)
+	end := kernel.Now()
+	log.Printf("selftest: checks ran for %d ms", (end-start)/1e6)
+	// "done in" counts from juice's entry, the figure make bench reports.
+	log.Printf("selftest: done in %d ms, %d passed, %d failed", end/1e6, passed, failed)
 	log.Printf("mem: footprint %d KiB (runtime committed %d KiB)", kernel.Footprint()>>10, kernel.RuntimeCommitted()>>10)
 	fmt.Print()
 	if failed > 0 {
