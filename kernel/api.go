@@ -54,6 +54,10 @@ func Logf(format string, args ...any) {
 	LogWriter{}.Write([]byte(fmt.Sprintf(format, args...)))
 }
 
+// CrashtestMode reports whether the command line asked juice to take a
+// CPU exception on purpose (juice.mode=crashtest).
+func CrashtestMode() bool { return config.Mode == cmdline.ModeCrashtest }
+
 // SelftestMode reports whether the command line asked for the self-test.
 func SelftestMode() bool { return config.Mode == cmdline.ModeSelftest }
 

@@ -193,3 +193,25 @@ func TestTimestamps(t *testing.T) {
 		t.Fatalf("no %q line", "juice: booted by")
 	}
 }
+
+// A CPU exception in Go code (juice.mode=crashtest writes through a
+// non-canonical pointer) is reported with its vector, error code,
+// registers and the goroutine's stack trace; then juice stops.
+func TestCPUException(t *testing.T) {
+	t.Parallel()
+	r := Boot(t, launch.Config{Mem: "64M", Append: "juice.mode=crashtest juice.panic=poweroff"})
+	f := r.Expect("juice: fatal: CPU exception #GP (13")
+	if !strings.Contains(f, "error 0x0") || !strings.Contains(f, "at RIP 0x") {
+		t.Errorf("exception line %q lacks the error code or RIP", f)
+	}
+	r.Expect("rip=0x")
+	r.Expect("rax=0x")
+	r.Expect("r13=0x")
+	r.Expect("juice: exception in main.crash at ")
+	r.Expect("goroutine 1 [running]:")
+	r.Expect("main.crash()")
+	r.ExpectExit(launch.PanicStatus)
+	if f := r.Find("crashtest: survived"); len(f) > 0 {
+		t.Fatalf("juice kept running after the exception: %q", f)
+	}
+}

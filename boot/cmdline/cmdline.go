@@ -47,9 +47,12 @@ const (
 	ModeRun Mode = iota
 	// ModeSelftest runs the in-kernel self-tests and reports.
 	ModeSelftest
+	// ModeCrashtest makes juice take a CPU exception in Go code on
+	// purpose, to show the fatal-exception report (integration tests).
+	ModeCrashtest
 )
 
-// String returns "run" or "selftest".
+// String returns "run", "selftest" or "crashtest".
 //
 //go:nosplit
 func (m Mode) String() string {
@@ -58,6 +61,8 @@ func (m Mode) String() string {
 		return "run"
 	case ModeSelftest:
 		return "selftest"
+	case ModeCrashtest:
+		return "crashtest"
 	}
 	return "invalid"
 }
@@ -197,6 +202,8 @@ func word(w []byte, c *Config) Status {
 			c.Mode = ModeRun
 		case equal(val, "selftest"):
 			c.Mode = ModeSelftest
+		case equal(val, "crashtest"):
+			c.Mode = ModeCrashtest
 		default:
 			return StatusBadValue
 		}

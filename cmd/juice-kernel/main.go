@@ -23,6 +23,9 @@ func main() {
 	log.SetOutput(kernel.LogWriter{})
 	kernel.Banner(version)
 	log.Printf("boot: stages %v", kernel.BootMarks())
+	if kernel.CrashtestMode() {
+		crash()
+	}
 	if kernel.SelftestMode() {
 		os.Exit(runSelftest())
 	}
