@@ -66,7 +66,17 @@ func SelftestMode() bool { return config.Mode == cmdline.ModeSelftest }
 func MainStarted() {
 	mainTSC = cpu.RDTSC()
 	ns := ticksToNs(mainTSC - startTSC)
+	f, s := Counters()
 	Logf("boot: entry to main %d.%03d ms", ns/1e6, ns%1e6/1e3)
+	Logf("boot: runtime start-up took %d page faults and %d system calls", f, s)
+}
+
+// Counters returns the page faults and system calls served so far.
+func Counters() (faults, syscalls uint64) {
+	for _, n := range syscallCount {
+		syscalls += n
+	}
+	return pageFaults, syscalls
 }
 
 // EntryToMainNs is the time from juice's entry to MainStarted.

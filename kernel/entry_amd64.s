@@ -490,21 +490,3 @@ TEXT ·setGSBase(SB),NOSPLIT,$0-8
 	MOVL $0xC0000101, CX
 	WRMSR
 	RET
-
-// func bssAddr() uintptr  -- start of the image's bss (runtime.bss)
-TEXT ·bssAddr(SB),NOSPLIT,$0-8
-	LEAQ runtime·bss(SB), AX
-	MOVQ AX, ret+0(FP)
-	RET
-
-// func pageIsZero(p uintptr) bool
-// Reports whether the 4 KiB page at p is all zero (REPE SCASQ).
-TEXT ·pageIsZero(SB),NOSPLIT,$0-9
-	MOVQ p+0(FP), DI
-	MOVQ $512, CX
-	XORQ AX, AX
-	CLD
-	BYTE $0xF3; BYTE $0x48; BYTE $0xAF // REPE SCASQ
-	SETEQ AX
-	MOVB AX, ret+8(FP)
-	RET

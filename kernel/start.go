@@ -54,11 +54,9 @@ var (
 // entry, then starts the runtime. It never returns. Start-up context: no
 // allocation, no write barriers, no runtime services.
 func Start() {
-	startTSC = boot.EntryTSC()
-	if nmarks < len(marks) {
-		marks[nmarks] = boot.LongModeTSC()
-		nmarks++
-	}
+	// Boot time counts from the first 64-bit instruction (see
+	// boot.LongModeTSC): microseconds after the loader's jump.
+	startTSC = boot.LongModeTSC()
 	portsInit()
 	cmdline.Defaults(&config)
 	mark()
@@ -204,53 +202,50 @@ func checkCPU() {
 // image is identity-mapped.
 const directBase = 0xffff_8000_0000_0000
 
-// lazyRun is a span of the image's bss that was all zero at boot and is
-// backed on first touch, like a Linux process's bss: the Go runtime's
-// crypto/internal/fips140/drbg.memory alone is 32 MiB that stays untouched
-// unless FIPS 140 mode is on. Its physical frames go to the allocator.
+// lazyRun is a span of the image's bss that the loader did not load: the
+// post-link step (boot/image) leaves the largest trailing bss symbol out of
+// the last PT_LOAD when it is at least 1 MiB. That is Go 1.26's
+// crypto/internal/fips140/drbg.memory, 32 MiB touched only in FIPS 140
+// mode. Like a Linux process's bss, juice backs those pages with zeroed
+// frames on first touch, so it needs neither the loader to reserve the
+// memory nor a 64 MiB machine to spend half of itself on it.
 type lazyRun struct{ b, e uint64 }
 
 var (
-	lazy   [8]lazyRun
-	nLazy  int
-	lazyMin uint64 = 1 << 20 // only zero runs this long are worth it
+	lazy     [1]lazyRun
+	nLazy    int
 	imageEnd uint64
 )
 
-// findLazyRuns scans the image's bss for page runs that are all zero and
-// do not hold any structure the kernel uses in kernel context (where a page
-// fault is fatal).
-func findLazyRuns(bss, end uint64) {
-	excl := kernelContextData()
-	runStart := uint64(0)
-	for pg := (bss + 4095) &^ 4095; pg+4096 <= end; pg += 4096 {
-		zero := true
-		for _, x := range excl {
-			if pg < x.e+4096 && pg+4096 > x.b-4096 {
-				zero = false
-			}
+// findLazyTail reads juice's own program headers (the first PT_LOAD maps
+// the ELF header at imageBase) and records [end of the last PT_LOAD,
+// runtime.end) as lazy. It refuses an image whose lazy tail holds a
+// structure the kernel touches in kernel context, where a page fault is
+// fatal.
+func findLazyTail(end uint64) {
+	phoff := *ptrU64(uintptr(imageBase + 0x20))
+	phnum := *ptrU64(uintptr(imageBase+0x38)) & 0xffff
+	loaded := uint64(0)
+	for i := uint64(0); i < phnum && i < 32; i++ {
+		ph := uintptr(imageBase + phoff + 56*i)
+		if *ptrU64(ph)&0xffffffff != 1 { // PT_LOAD
+			continue
 		}
-		if zero {
-			zero = pageIsZero(uintptr(pg))
-		}
-		if zero && runStart == 0 {
-			runStart = pg
-		}
-		if !zero && runStart != 0 {
-			addLazy(runStart, pg)
-			runStart = 0
+		if e := *ptrU64(ph + 16) + *ptrU64(ph + 40); e > loaded {
+			loaded = e
 		}
 	}
-	if runStart != 0 {
-		addLazy(runStart, end&^4095)
+	loaded = (loaded + 4095) &^ 4095
+	if loaded == 0 || loaded >= end {
+		return
 	}
-}
-
-func addLazy(b, e uint64) {
-	if e-b >= lazyMin && nLazy < len(lazy) {
-		lazy[nLazy] = lazyRun{b, e}
-		nLazy++
+	for _, x := range kernelContextData() {
+		if x.b < end && x.e > loaded {
+			fatal("image layout: a kernel structure lies in the lazily backed bss tail")
+		}
 	}
+	lazy[0] = lazyRun{loaded, end}
+	nLazy = 1
 }
 
 // inLazy reports whether va lies in a lazily backed bss run.
@@ -321,7 +316,7 @@ func initMemory() {
 	}
 	imageEnd = (uint64(endAddr()) + 4095) &^ 4095
 	memReport.imageEnd = imageEnd
-	findLazyRuns(uint64(bssAddr()), imageEnd)
+	findLazyTail(imageEnd)
 	lazyBytes := uint64(0)
 	for i := 0; i < nLazy; i++ {
 		lazyBytes += lazy[i].e - lazy[i].b
@@ -419,6 +414,7 @@ func initMemory() {
 		}
 		mapOrDie(directBase+b, b, e-b, flags, maxPage)
 	}
+	mark()
 	cpu.WriteCR3(kpt.Root)
 	phys.SetDirectBase(directBase)
 	physMem = phys.Identity(win)
@@ -477,11 +473,11 @@ func initTime() {
 	tscSource = "CPUID 0x15"
 	if hz == 0 && acpiOK && acpiTables.PMTimer != 0 {
 		// The ACPI PM timer free-runs at 3.579545 MHz: the median of three
-		// 10 ms windows.
+		// 2 ms windows (±1 tick is 0.014%).
 		var m [3]uint64
 		n := 0
 		for range m {
-			v, s := pit.CalibrateTSCWithPMTimer(&ports, uint16(acpiTables.PMTimer), acpiTables.PMTimer32, cpu.RDTSC, 10)
+			v, s := pit.CalibrateTSCWithPMTimer(&ports, uint16(acpiTables.PMTimer), acpiTables.PMTimer32, cpu.RDTSC, 2)
 			if s == pit.StatusOK {
 				m[n] = v
 				n++
@@ -496,7 +492,7 @@ func initTime() {
 		var m [3]uint64
 		n := 0
 		for range m {
-			v, s := pit.CalibrateTSC(&ports, cpu.RDTSC, 10)
+			v, s := pit.CalibrateTSC(&ports, cpu.RDTSC, 2)
 			if s == pit.StatusOK {
 				m[n] = v
 				n++

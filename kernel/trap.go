@@ -53,8 +53,6 @@ func loadIDT(p uintptr)
 func loadTR(sel uint16)
 func jumpToRuntime(sp uintptr)
 func endAddr() uintptr
-func bssAddr() uintptr
-func pageIsZero(p uintptr) bool
 func setGSBase(v uintptr)
 
 //go:nosplit
@@ -178,6 +176,7 @@ func kernelTrap(f *Frame) {
 func pageFault(t *thread) {
 	va := cpu.ReadCR2()
 	f := &t.frame
+	pageFaults++
 	if inLazy(va) {
 		if lazyBack(va) {
 			return
@@ -257,6 +256,7 @@ func exception(t *thread) {
 }
 
 var (
+	pageFaults uint64
 	faultPC  uint64
 	traceBuf [32 << 10]byte
 )

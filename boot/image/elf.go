@@ -84,6 +84,7 @@ type layout struct {
 	symName  string // the .symtab name that matched e_entry
 	loadLow  uint64 // lowest PT_LOAD address
 	loadHigh uint64 // end of the last PT_LOAD's memory image
+	bssEnd   uint64 // end of bss sections past loadHigh (a trimmed lazy tail), or 0
 }
 
 // fits reports whether [off, off+size) lies within [0, total).
@@ -400,6 +401,16 @@ func (l *layout) checkSections() (*section, error) {
 			p := &l.loads[j]
 			if s.addr >= p.vaddr && s.addr-p.vaddr <= p.memsz && s.size <= p.memsz-(s.addr-p.vaddr) {
 				in = p
+				break
+			}
+			// A bss section may run past the last PT_LOAD when Patch has
+			// trimmed that segment's memsz (the lazy tail): it must start
+			// inside the segment and nothing file-backed may lie past it.
+			if j == len(l.loads)-1 && s.typ == elf.SHT_NOBITS && s.addr >= p.vaddr && s.addr-p.vaddr <= p.memsz && s.addr+s.size > p.vaddr+p.memsz {
+				in = p
+				if end := s.addr + s.size; end > l.bssEnd {
+					l.bssEnd = end
+				}
 				break
 			}
 		}

@@ -110,8 +110,19 @@ func TestPatchRealKernel(t *testing.T) {
 	if len(f.Progs) != len(in.Progs) {
 		t.Fatalf("%d program headers, want %d", len(f.Progs), len(in.Progs))
 	}
+	lastLoad := -1
+	for i := range in.Progs {
+		if in.Progs[i].Type == elf.PT_LOAD {
+			lastLoad = i
+		}
+	}
 	for i := range f.Progs {
-		if f.Progs[i].ProgHeader != in.Progs[i].ProgHeader {
+		want := in.Progs[i].ProgHeader
+		if i == lastLoad {
+			// The only change: the lazy bss tail is left out of memsz.
+			want.Memsz = rep.LoadEnd - want.Vaddr
+		}
+		if f.Progs[i].ProgHeader != want {
 			t.Errorf("program header #%d changed: %+v -> %+v", i, in.Progs[i].ProgHeader, f.Progs[i].ProgHeader)
 		}
 	}
@@ -200,12 +211,14 @@ func TestPatchRealKernel(t *testing.T) {
 		t.Error("Report.HasMB1 without Multiboot1Test")
 	}
 
-	// Nothing else changed.
+	// Nothing else changed (but the last PT_LOAD's p_memsz).
+	memszOff := uint64(64 + 56*lastLoad + 40)
 	for i := range out {
 		u := uint64(i)
 		inNote := u >= note.Off && u < note.Off+note.Filesz
 		inHdr := u >= off && u < off+rep.MB2Size
-		if !inNote && !inHdr && out[i] != raw[i] {
+		inMemsz := u >= memszOff && u < memszOff+8
+		if !inNote && !inHdr && !inMemsz && out[i] != raw[i] {
 			t.Fatalf("byte %#x changed outside the note and header", i)
 		}
 	}
@@ -290,8 +303,10 @@ func TestPatchMultiboot1(t *testing.T) {
 	if uint64(loadEnd-loadAddr) != fileBacked {
 		t.Errorf("load_end_addr - load_addr = %#x, want the file-backed size %#x", loadEnd-loadAddr, fileBacked)
 	}
-	if uint64(bssEnd) != last.Paddr+last.Memsz {
-		t.Errorf("bss_end_addr %#x, want %#x", bssEnd, last.Paddr+last.Memsz)
+	// The lazy tail is not the loader's business: bss ends with the
+	// trimmed last PT_LOAD.
+	if uint64(bssEnd) != rep.LoadEnd {
+		t.Errorf("bss_end_addr %#x, want the trimmed load end %#x (untrimmed %#x)", bssEnd, rep.LoadEnd, last.Paddr+last.Memsz)
 	}
 	if uint64(entry) != in.Entry {
 		t.Errorf("entry_addr %#x, want %#x", entry, in.Entry)
@@ -354,4 +369,42 @@ func kindOf(err error) Kind {
 		return e.Kind
 	}
 	return 0
+}
+
+// The large trailing bss symbol is left out of the last PT_LOAD: loaders
+// neither reserve nor zero it, and Verify accepts the trimmed layout.
+func TestLazyTailTrimmed(t *testing.T) {
+	raw, err := testkernel.ELF()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, rep, err := Patch(raw, Options{EntrySymbol: testkernel.EntrySymbol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.LazyEnd == 0 || rep.LazyEnd-rep.LoadEnd < testkernel.BigBSS-4096 {
+		t.Fatalf("lazy tail [%#x, %#x), want at least %d bytes", rep.LoadEnd, rep.LazyEnd, testkernel.BigBSS-4096)
+	}
+	f, err := elf.NewFile(bytes.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last *elf.Prog
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD {
+			last = p
+		}
+	}
+	if end := last.Vaddr + last.Memsz; end != rep.LoadEnd || end%4096 != 0 {
+		t.Errorf("last PT_LOAD ends at %#x, report says %#x (want page-aligned)", end, rep.LoadEnd)
+	}
+	syms, _ := f.Symbols()
+	for _, s := range syms {
+		if s.Name == "main.big" && (s.Value+4095)&^4095 != rep.LoadEnd {
+			t.Errorf("main.big at %#x: the segment should end at its first page boundary, ends at %#x", s.Value, rep.LoadEnd)
+		}
+	}
+	if _, err := Verify(out, Options{EntrySymbol: testkernel.EntrySymbol}); err != nil {
+		t.Fatalf("Verify rejects the trimmed image: %v", err)
+	}
 }

@@ -33,9 +33,11 @@ package image
 
 import (
 	"bytes"
+	"cmp"
 	"debug/elf"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // DefaultEntrySymbol is the kernel's 32-bit entry point, reached by both
@@ -72,6 +74,10 @@ type Report struct {
 	MB2Size     uint64 // its header_length
 	HasMB1      bool   // whether a multiboot v1 header was written
 	MB1Offset   uint64 // file offset of the multiboot v1 header, if HasMB1
+	// LazyTail is [LoadEnd, LazyEnd): bss that the last PT_LOAD no longer
+	// covers, so that loaders neither reserve nor zero it; the kernel maps
+	// it itself, backing pages on first touch. LazyEnd is 0 if none.
+	LazyEnd uint64
 }
 
 // String is the one-line summary printed by cmd/postlink.
@@ -80,6 +86,9 @@ func (r Report) String() string {
 		r.Entry, r.EntrySymbol, r.Size, r.LoadStart, r.LoadEnd, r.NoteOffset, r.NoteSize, r.MB2Offset, r.MB2Size)
 	if r.HasMB1 {
 		s += fmt.Sprintf(", multiboot1 test header at file %#x (%d bytes)", r.MB1Offset, mb1HeaderSize)
+	}
+	if r.LazyEnd != 0 {
+		s += fmt.Sprintf(", lazy bss [%#x, %#x) left to the kernel", r.LoadEnd, r.LazyEnd)
 	}
 	return s
 }
@@ -103,6 +112,18 @@ func Patch(raw []byte, opts Options) ([]byte, Report, error) {
 		return nil, Report{}, err
 	}
 
+	// Trim the lazy tail first: the multiboot v1 fields follow memsz.
+	out := bytes.Clone(raw)
+	trimOff, trimmed, err := trimLazyTail(out, l)
+	if err != nil {
+		return nil, Report{}, err
+	}
+	if trimmed {
+		if l, err = inspect(out, sym, false); err != nil {
+			return nil, Report{}, err
+		}
+	}
+
 	need := uint64(mb2HeaderLen)
 	var mb1 mb1Fields
 	if opts.Multiboot1Test {
@@ -121,7 +142,6 @@ func Patch(raw []byte, opts Options) ([]byte, Report, error) {
 		return nil, Report{}, errf(KindNoGap, "the multiboot v1 header would be at file [%#x, %#x), beyond the first %d bytes", mb1Off, mb1Off+mb1HeaderSize, MB1SearchLimit)
 	}
 
-	out := bytes.Clone(raw)
 	n := l.note
 	writePVHNote(out[n.off:n.off+n.filesz], uint32(l.entry))
 	copy(out[gap:], buildMB2Header())
@@ -144,9 +164,10 @@ func Patch(raw []byte, opts Options) ([]byte, Report, error) {
 	// Only the note span and the header gap may differ.
 	hdrEnd := gap + need
 	changed := [][2]uint64{{n.off, n.off + n.filesz}, {gap, hdrEnd}}
-	if changed[0][0] > changed[1][0] {
-		changed[0], changed[1] = changed[1], changed[0]
+	if trimmed {
+		changed = append(changed, [2]uint64{trimOff, trimOff + 8})
 	}
+	slices.SortFunc(changed, func(a, b [2]uint64) int { return cmp.Compare(a[0], b[0]) })
 	prev := uint64(0)
 	for _, c := range append(changed, [2]uint64{l.size, l.size}) {
 		if !bytes.Equal(raw[prev:c[0]], out[prev:c[0]]) {
@@ -251,4 +272,47 @@ func (l *layout) mb1Fields() (mb1Fields, error) {
 		BSSEndAddr:  uint32(l.loadHigh),
 		EntryAddr:   uint32(l.entry),
 	}, nil
+}
+
+// LazyTailMin is the least size of a trailing bss symbol that Patch
+// leaves out of the last PT_LOAD.
+const LazyTailMin = 1 << 20
+
+// trimLazyTail shortens the last PT_LOAD's memsz so that it ends before
+// the last bss symbol when that symbol is at least LazyTailMin bytes: Go
+// 1.26's crypto/internal/fips140/drbg.memory is a 32 MiB array touched
+// only in FIPS 140 mode. Loaders then neither need nor zero that memory,
+// and juice's kernel backs those pages on first touch (it finds the tail
+// by comparing its program headers with runtime.end). It returns the
+// file offset of the p_memsz field it changed.
+func trimLazyTail(img []byte, l *layout) (uint64, bool, error) {
+	f, err := elf.NewFile(bytes.NewReader(img))
+	if err != nil {
+		return 0, false, errf(KindVerify, "debug/elf cannot open the image: %v", err)
+	}
+	syms, err := f.Symbols()
+	if err != nil {
+		return 0, false, errf(KindSymtab, "debug/elf cannot read .symtab: %v", err)
+	}
+	last := l.loads[len(l.loads)-1]
+	end := last.vaddr + last.memsz
+	var top elf.Symbol
+	for _, s := range syms {
+		if s.Size == 0 || s.Value < last.vaddr+last.filesz || s.Value+s.Size > end {
+			continue
+		}
+		if s.Value+s.Size > top.Value+top.Size || (s.Value+s.Size == top.Value+top.Size && s.Size > top.Size) {
+			top = s
+		}
+	}
+	if top.Size < LazyTailMin || end-(top.Value+top.Size) >= 4096 {
+		return 0, false, nil
+	}
+	newEnd := (top.Value + 4095) &^ 4095
+	if newEnd < last.vaddr+last.filesz || newEnd >= end {
+		return 0, false, nil
+	}
+	off := l.phoff + uint64(last.idx)*56 + 40
+	le.PutUint64(img[off:], newEnd-last.vaddr)
+	return off, true, nil
 }

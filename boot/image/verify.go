@@ -91,6 +91,7 @@ func Verify(img []byte, opts Options) (Report, error) {
 		Size:        len(img),
 		LoadStart:   l.loadLow,
 		LoadEnd:     l.loadHigh,
+		LazyEnd:     l.bssEnd,
 		NoteOffset:  l.note.off,
 		NoteSize:    l.note.filesz,
 		MB2Offset:   uint64(mb2[0]),

@@ -103,7 +103,7 @@ const (
 	// busy bit set forever.
 	MaxICRPolls = 1 << 20
 	// CalibrateMS is how long CalibrateOneShot measures.
-	CalibrateMS = 10
+	CalibrateMS = 2
 	// maxCalibrateIters bounds CalibrateOneShot's TSC loop when the TSC
 	// does not advance.
 	maxCalibrateIters = 1 << 24

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 )
 
@@ -40,13 +41,22 @@ import "os"
 
 func entry32()
 
+// big is a large bss array at the end of the image, like Go 1.26's
+// crypto/internal/fips140/drbg.memory in the juice kernel: Patch leaves
+// it out of the last PT_LOAD.
+var big [BigBSS]byte
+
 func main() {
 	// Reference entry32 so that the main package keeps it; never reached.
 	if len(os.Args) > 1000 {
 		entry32()
+		big[len(os.Args)] = 1
 	}
 }
 `
+
+// BigBSS is the size of the test kernel's large trailing bss array.
+const BigBSS = 4 << 20
 
 // entryAsm is 32-bit code: MOVL/CMPL with eax, MOVW to dx (0x66 prefix),
 // OUTL, HLT, short jumps. Their encodings are identical in 32-bit and
@@ -67,6 +77,8 @@ out:
 	OUTL
 	HLT
 	JMP out
+	// Never executed: keeps main.big (the large bss array) linked.
+	LEAL ·big(SB), AX
 `
 
 // LDFlags are the linker flags of the juice kernel build, with the test
@@ -92,7 +104,7 @@ func build() ([]byte, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	for name, body := range map[string]string{"go.mod": goMod, "main.go": mainGo, "entry_amd64.s": entryAsm} {
+	for name, body := range map[string]string{"go.mod": goMod, "main.go": strings.Replace(mainGo, "[BigBSS]", fmt.Sprintf("[%d]", BigBSS), 1), "entry_amd64.s": entryAsm} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			return nil, err
 		}
