@@ -54,9 +54,15 @@ func Logf(format string, args ...any) {
 	LogWriter{}.Write([]byte(fmt.Sprintf(format, args...)))
 }
 
-// CrashtestMode reports whether the command line asked juice to take a
-// CPU exception on purpose (juice.mode=crashtest).
-func CrashtestMode() bool { return config.Mode == cmdline.ModeCrashtest }
+// TestMode returns the fault-injection mode the command line asked for:
+// "crashtest", "syscalltest", "oomtest", or "" for none.
+func TestMode() string {
+	switch config.Mode {
+	case cmdline.ModeCrashtest, cmdline.ModeSyscalltest, cmdline.ModeOOMtest:
+		return config.Mode.String()
+	}
+	return ""
+}
 
 // SelftestMode reports whether the command line asked for the self-test.
 func SelftestMode() bool { return config.Mode == cmdline.ModeSelftest }
@@ -83,8 +89,8 @@ func Counters() (faults, syscalls uint64) {
 func EntryToMainNs() uint64 { return ticksToNs(mainTSC - startTSC) }
 
 // TSCHz and TSCSource describe the calibrated clock.
-func TSCHz() uint64       { return tscHz }
-func TSCSource() string   { return tscSource }
+func TSCHz() uint64     { return tscHz }
+func TSCSource() string { return tscSource }
 func TimerMode() string {
 	if timerDeadlineMode {
 		return "TSC-deadline"

@@ -139,7 +139,7 @@ func epollCtl(ep int64, op uint64, fd int64, evp uint64) int64 {
 			return -eFAULT
 		}
 		events = *userU32(evp)
-		data = uint64(*userU32(evp+4)) | uint64(*userU32(evp+8))<<32
+		data = uint64(*userU32(evp + 4)) | uint64(*userU32(evp + 8))<<32
 	}
 	slot := -1
 	free := -1

@@ -224,7 +224,7 @@ var (
 // fatal.
 func findLazyTail(end uint64) {
 	phoff := *ptrU64(uintptr(imageBase + 0x20))
-	phnum := *ptrU64(uintptr(imageBase+0x38)) & 0xffff
+	phnum := *ptrU64(uintptr(imageBase + 0x38)) & 0xffff
 	loaded := uint64(0)
 	for i := uint64(0); i < phnum && i < 32; i++ {
 		ph := uintptr(imageBase + phoff + 56*i)
@@ -620,7 +620,7 @@ func buildProcessStack() uintptr {
 		1, uint64(name), 0, // argc, argv[0], end of argv
 		uint64(env), 0, // envp
 
-		6, 4096,     // AT_PAGESZ
+		6, 4096, // AT_PAGESZ
 		25, uint64(rnd), // AT_RANDOM
 		0, 0, // AT_NULL
 	}

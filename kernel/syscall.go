@@ -13,55 +13,55 @@ import (
 
 // Linux system-call numbers juice serves.
 const (
-	sysRead            = 0
-	sysWrite           = 1
-	sysOpen            = 2
-	sysClose           = 3
-	sysFstat           = 5
-	sysMmap            = 9
-	sysMprotect        = 10
-	sysMunmap          = 11
-	sysRtSigaction     = 13
-	sysRtSigprocmask   = 14
-	sysRtSigreturn     = 15
-	sysIoctl           = 16
-	sysPread64         = 17
-	sysSchedYield      = 24
-	sysMincore         = 27
-	sysMadvise         = 28
-	sysNanosleep       = 35
-	sysGetpid          = 39
-	sysClone           = 56
-	sysExit            = 60
-	sysKill            = 62
-	sysUname           = 63
-	sysFcntl           = 72
-	sysGetrlimit       = 97
-	sysSigaltstack     = 131
-	sysPrctl           = 157
-	sysArchPrctl       = 158
-	sysGettid          = 186
-	sysTkill           = 200
-	sysFutex           = 202
-	sysSchedSetaff     = 203
+	sysRead             = 0
+	sysWrite            = 1
+	sysOpen             = 2
+	sysClose            = 3
+	sysFstat            = 5
+	sysMmap             = 9
+	sysMprotect         = 10
+	sysMunmap           = 11
+	sysRtSigaction      = 13
+	sysRtSigprocmask    = 14
+	sysRtSigreturn      = 15
+	sysIoctl            = 16
+	sysPread64          = 17
+	sysSchedYield       = 24
+	sysMincore          = 27
+	sysMadvise          = 28
+	sysNanosleep        = 35
+	sysGetpid           = 39
+	sysClone            = 56
+	sysExit             = 60
+	sysKill             = 62
+	sysUname            = 63
+	sysFcntl            = 72
+	sysGetrlimit        = 97
+	sysSigaltstack      = 131
+	sysPrctl            = 157
+	sysArchPrctl        = 158
+	sysGettid           = 186
+	sysTkill            = 200
+	sysFutex            = 202
+	sysSchedSetaff      = 203
 	sysSchedGetaffinity = 204
-	sysEpollCreate     = 213
-	sysClockGettime    = 228
-	sysClockGetres     = 229
-	sysExitGroup       = 231
-	sysEpollWait       = 232
-	sysEpollCtl        = 233
-	sysTgkill          = 234
-	sysOpenat          = 257
-	sysNewfstatat      = 262
-	sysReadlinkat      = 267
-	sysEpollPwait      = 281
-	sysEventfd2        = 290
-	sysEpollCreate1    = 291
-	sysPipe2           = 293
-	sysPrlimit64       = 302
-	sysGetrandom       = 318
-	sysRseq            = 334
+	sysEpollCreate      = 213
+	sysClockGettime     = 228
+	sysClockGetres      = 229
+	sysExitGroup        = 231
+	sysEpollWait        = 232
+	sysEpollCtl         = 233
+	sysTgkill           = 234
+	sysOpenat           = 257
+	sysNewfstatat       = 262
+	sysReadlinkat       = 267
+	sysEpollPwait       = 281
+	sysEventfd2         = 290
+	sysEpollCreate1     = 291
+	sysPipe2            = 293
+	sysPrlimit64        = 302
+	sysGetrandom        = 318
+	sysRseq             = 334
 )
 
 // Linux errno values.
@@ -212,7 +212,6 @@ func unknownSyscall(nr, pc uint64) {
 	kputHex(pc)
 	fatalEnd()
 }
-
 
 // checkUser makes [va, va+n) safe for the kernel to touch on the thread's
 // behalf: inside the identity-mapped kernel image and RAM, or inside the

@@ -13,10 +13,10 @@ import (
 // has it, wakes the CPU for the next deadline.
 
 var (
-	tscHz    uint64 // TSC ticks per second
-	tscMult  uint64 // ns = ticks * tscMult >> 32
-	tscBase  uint64 // TSC at juice's entry: monotonic time 0
-	realBase int64  // Unix time in ns at tscBase (from the RTC)
+	tscHz     uint64 // TSC ticks per second
+	tscMult   uint64 // ns = ticks * tscMult >> 32
+	tscBase   uint64 // TSC at juice's entry: monotonic time 0
+	realBase  int64  // Unix time in ns at tscBase (from the RTC)
 	tscSource string
 
 	timerDeadlineMode bool   // LAPIC TSC-deadline mode

@@ -257,8 +257,8 @@ func exception(t *thread) {
 
 var (
 	pageFaults uint64
-	faultPC  uint64
-	traceBuf [32 << 10]byte
+	faultPC    uint64
+	traceBuf   [32 << 10]byte
 )
 
 // faultReport runs on the goroutine that took a CPU exception (the entry

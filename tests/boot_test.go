@@ -1,6 +1,8 @@
 package tests
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -77,12 +79,11 @@ func TestSelftestGRUB(t *testing.T) {
 	selftest(t, launch.BootGRUBBIOS, "multiboot2", "64M")
 }
 
-// Under OVMF, 64 MiB is too little: GRUB must place juice's image at its
-// fixed physical load range above 2 MiB, and the firmware's own
-// allocations leave no room there ("error: out of memory").
+// Under OVMF too, 64 MiB is enough: the post-link step leaves the 32 MiB
+// lazy bss tail out of the image's load range, so GRUB finds room for it.
 func TestSelftestGRUBEFI(t *testing.T) {
 	t.Parallel()
-	selftest(t, launch.BootGRUBEFI, "multiboot2", "128M")
+	selftest(t, launch.BootGRUBEFI, "multiboot2", "64M")
 }
 
 // In normal mode juice prints its banner and stays up.
@@ -213,5 +214,70 @@ func TestCPUException(t *testing.T) {
 	r.ExpectExit(launch.PanicStatus)
 	if f := r.Find("crashtest: survived"); len(f) > 0 {
 		t.Fatalf("juice kept running after the exception: %q", f)
+	}
+}
+
+// A system call juice does not know is named, with its caller's PC, and
+// juice stops.
+func TestUnknownSyscall(t *testing.T) {
+	t.Parallel()
+	r := Boot(t, launch.Config{Mem: "64M", Append: "juice.mode=syscalltest juice.panic=poweroff"})
+	f := r.Expect("juice: fatal: unknown system call 500 from PC 0x")
+	if strings.HasSuffix(f, "0x0") {
+		t.Errorf("no caller PC in %q", f)
+	}
+	r.ExpectExit(launch.PanicStatus)
+}
+
+// Running out of memory is a clear message, not a hang or a triple fault.
+func TestOutOfMemory(t *testing.T) {
+	t.Parallel()
+	r := Boot(t, launch.Config{Mem: "64M", Append: "juice.mode=oomtest juice.panic=poweroff"})
+	r.Expect("juice: fatal: out of memory: ")
+	r.ExpectExit(launch.PanicStatus)
+}
+
+// A CPU without RDSEED and RDRAND (QEMU's qemu64 model) is refused with a
+// clear message: juice never fakes randomness.
+func TestNoEntropySource(t *testing.T) {
+	t.Parallel()
+	r := Boot(t, launch.Config{Mem: "64M", CPU: "qemu64", Append: "juice.mode=selftest juice.panic=poweroff"})
+	r.Expect("juice: fatal: this CPU has neither RDSEED nor RDRAND")
+	r.ExpectExit(launch.PanicStatus)
+}
+
+// Without QEMU's isa-debug-exit device juice powers off through ACPI S5
+// (the DSDT's \_S5 object): QEMU exits by itself after the self-test.
+func TestACPIPowerOff(t *testing.T) {
+	t.Parallel()
+	r := Boot(t, launch.Config{Mem: "64M", NoDebugExit: true, Append: launch.SelftestArgs})
+	r.Expect("selftest: done in ")
+	r.Expect("juice: power off, status 0")
+	r.ExpectExit(0)
+	if f := r.Find("juice: power-off failed"); len(f) > 0 {
+		t.Fatalf("ACPI power-off failed: %q", f)
+	}
+}
+
+// console=ttyS1 moves juice's console to the second UART (QEMU's second
+// -serial, a file here): nothing of juice's appears on the first.
+func TestConsolePort(t *testing.T) {
+	t.Parallel()
+	com2 := filepath.Join(t.TempDir(), "com2.txt")
+	r := Boot(t, launch.Config{Mem: "64M", Append: "console=ttyS1,57600 " + launch.SelftestArgs,
+		ExtraArgs: []string{"-serial", "file:" + com2}})
+	r.ExpectExit(0)
+	out, err := os.ReadFile(com2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(out)
+	for _, want := range []string{"juice: booted by pvh", "selftest: done in ", "0 failed", "juice: power off, status 0"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("COM2 output lacks %q:\n%s", want, text)
+		}
+	}
+	if f := r.Find("selftest: "); len(f) > 0 {
+		t.Errorf("self-test lines on COM1 with console=ttyS1: %q", f)
 	}
 }

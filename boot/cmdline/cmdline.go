@@ -50,9 +50,15 @@ const (
 	// ModeCrashtest makes juice take a CPU exception in Go code on
 	// purpose, to show the fatal-exception report (integration tests).
 	ModeCrashtest
+	// ModeSyscalltest makes the runtime issue a system call juice does
+	// not know (integration tests).
+	ModeSyscalltest
+	// ModeOOMtest makes juice allocate until memory runs out
+	// (integration tests).
+	ModeOOMtest
 )
 
-// String returns "run", "selftest" or "crashtest".
+// String returns the mode's command-line name.
 //
 //go:nosplit
 func (m Mode) String() string {
@@ -63,6 +69,10 @@ func (m Mode) String() string {
 		return "selftest"
 	case ModeCrashtest:
 		return "crashtest"
+	case ModeSyscalltest:
+		return "syscalltest"
+	case ModeOOMtest:
+		return "oomtest"
 	}
 	return "invalid"
 }
@@ -204,6 +214,10 @@ func word(w []byte, c *Config) Status {
 			c.Mode = ModeSelftest
 		case equal(val, "crashtest"):
 			c.Mode = ModeCrashtest
+		case equal(val, "syscalltest"):
+			c.Mode = ModeSyscalltest
+		case equal(val, "oomtest"):
+			c.Mode = ModeOOMtest
 		default:
 			return StatusBadValue
 		}

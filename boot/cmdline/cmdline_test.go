@@ -203,3 +203,13 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestFaultInjectionModes(t *testing.T) {
+	for _, m := range []Mode{ModeCrashtest, ModeSyscalltest, ModeOOMtest} {
+		var c Config
+		w := []byte("juice.mode=" + m.String())
+		if st, _, _ := Parse(w, &c); st != StatusOK || c.Mode != m {
+			t.Errorf("%s: status %v, mode %v", w, st, c.Mode)
+		}
+	}
+}

@@ -23,8 +23,13 @@ func main() {
 	log.SetOutput(kernel.LogWriter{})
 	kernel.Banner(version)
 	log.Printf("boot: stages %v", kernel.BootMarks())
-	if kernel.CrashtestMode() {
+	switch kernel.TestMode() {
+	case "crashtest":
 		crash()
+	case "syscalltest":
+		badSyscall()
+	case "oomtest":
+		exhaustMemory()
 	}
 	if kernel.SelftestMode() {
 		os.Exit(runSelftest())
@@ -48,7 +53,7 @@ func runSelftest() int {
 		}
 	})
 	end := kernel.Now()
-	log.Printf("selftest: checks ran for %d ms", (end-start)/1e6)
+	log.Printf("boot: self-test checks ran for %d ms", (end-start)/1e6)
 	// "done in" counts from juice's entry, the figure make bench reports.
 	log.Printf("selftest: done in %d ms, %d passed, %d failed", end/1e6, passed, failed)
 	log.Printf("mem: footprint %d KiB (runtime committed %d KiB)", kernel.Footprint()>>10, kernel.RuntimeCommitted()>>10)

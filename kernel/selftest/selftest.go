@@ -341,7 +341,7 @@ func timers(env Env) error {
 	// Many timers: each fires, and none before its deadline.
 	const n = 20
 	type firing struct {
-		i int
+		i  int
 		at time.Duration
 	}
 	got := make(chan firing, n)

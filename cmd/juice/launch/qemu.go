@@ -79,6 +79,11 @@ type Config struct {
 	// WorkDir holds the files a run needs (ISO, UEFI variable store).
 	// Empty means a fresh temporary directory, removed when the run ends.
 	WorkDir string
+	// CPU is the QEMU CPU model; empty means "max" (AMD-V with NPT).
+	CPU string
+	// NoDebugExit leaves out the isa-debug-exit device, so that juice
+	// powers off through ACPI (QEMU then exits 0).
+	NoDebugExit bool
 	// ExtraArgs are appended to the QEMU command line.
 	ExtraArgs []string
 }
@@ -126,6 +131,14 @@ type Media struct {
 	Vars string
 }
 
+// cpuModel returns the -cpu value for a Config.CPU.
+func cpuModel(m string) string {
+	if m == "" {
+		return "max"
+	}
+	return m
+}
+
 // QEMUArgs returns the emulator arguments (without the binary) for cfg,
 // using media for the GRUB paths. It fills the same defaults Start does.
 func QEMUArgs(cfg Config, media Media) ([]string, error) {
@@ -136,7 +149,7 @@ func QEMUArgs(cfg Config, media Media) ([]string, error) {
 	args := []string{
 		"-machine", "q35",
 		"-accel", "tcg",
-		"-cpu", "max",
+		"-cpu", cpuModel(cfg.CPU),
 		"-m", cfg.Mem,
 		"-smp", strconv.Itoa(cfg.CPUs),
 		"-nographic",
@@ -151,7 +164,9 @@ func QEMUArgs(cfg Config, media Media) ([]string, error) {
 		// -nographic would put the monitor on stdio too.
 		args = append(args, "-serial", "stdio", "-monitor", "none")
 	}
-	args = append(args, "-device", "isa-debug-exit,iobase=0xf4,iosize=4")
+	if !cfg.NoDebugExit {
+		args = append(args, "-device", "isa-debug-exit,iobase=0xf4,iosize=4")
+	}
 	switch cfg.Boot {
 	case BootPVH:
 		args = append(args, "-kernel", cfg.Kernel)
