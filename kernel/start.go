@@ -472,36 +472,20 @@ func initTime() {
 	hz := cpuidTSCHz()
 	tscSource = "CPUID 0x15"
 	if hz == 0 && acpiOK && acpiTables.PMTimer != 0 {
-		// The ACPI PM timer free-runs at 3.579545 MHz: the median of three
-		// 2 ms windows (±1 tick is 0.014%).
-		var m [3]uint64
-		n := 0
-		for range m {
+		// The ACPI PM timer free-runs at 3.579545 MHz: 2 ms windows
+		// (±1 tick is 0.014%).
+		hz = medianOf3(func() (uint64, bool) {
 			v, s := pit.CalibrateTSCWithPMTimer(&ports, uint16(acpiTables.PMTimer), acpiTables.PMTimer32, cpu.RDTSC, 2)
-			if s == pit.StatusOK {
-				m[n] = v
-				n++
-			}
-		}
-		if n == 3 {
-			hz = median3(m[0], m[1], m[2])
-			tscSource = "ACPI PM timer"
-		}
+			return v, s == pit.StatusOK
+		})
+		tscSource = "ACPI PM timer"
 	}
 	if hz == 0 {
-		var m [3]uint64
-		n := 0
-		for range m {
+		hz = medianOf3(func() (uint64, bool) {
 			v, s := pit.CalibrateTSC(&ports, cpu.RDTSC, 2)
-			if s == pit.StatusOK {
-				m[n] = v
-				n++
-			}
-		}
-		if n == 3 {
-			hz = median3(m[0], m[1], m[2])
-			tscSource = "PIT"
-		}
+			return v, s == pit.StatusOK
+		})
+		tscSource = "PIT"
 	}
 	if hz < 1e6 {
 		fatal("cannot calibrate the TSC: no PIT, no ACPI PM timer and no CPUID frequency")
@@ -533,6 +517,19 @@ func BootMarks() []uint64 {
 		r[i] = ticksToNs(marks[i] - startTSC)
 	}
 	return r
+}
+
+// medianOf3 returns the median of three measurements, or 0 if any failed.
+func medianOf3(measure func() (uint64, bool)) uint64 {
+	var m [3]uint64
+	for i := range m {
+		v, ok := measure()
+		if !ok {
+			return 0
+		}
+		m[i] = v
+	}
+	return median3(m[0], m[1], m[2])
 }
 
 func median3(a, b, c uint64) uint64 {
