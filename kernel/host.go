@@ -1,0 +1,48 @@
+package kernel
+
+import (
+	"juice/cpu"
+	"juice/vmm"
+)
+
+// Host returns the host memory the VM core allocates guest RAM and the
+// backends' hardware structures from: juice's frame allocator, reached
+// through the direct map. Allocations run with interrupts off, because the
+// page-fault handler allocates frames too (one CPU for now; a lock joins
+// this with issue 7).
+func Host() *vmm.Host {
+	return &vmm.Host{
+		Mem:        &physMem,
+		Frames:     &frames,
+		IRQOff:     irqOff,
+		IRQRestore: irqRestore,
+	}
+}
+
+func irqOff() uint64 {
+	f := cpu.Flags()
+	cpu.Cli()
+	return f
+}
+
+func irqRestore(f uint64) {
+	if f&(1<<9) != 0 {
+		cpu.Sti()
+	}
+}
+
+// Modules returns the boot modules' contents (read-only by convention),
+// viewed through the direct map.
+func Modules() [][]byte {
+	var mods [][]byte
+	for i := 0; i < bootInfo.NMod; i++ {
+		m := bootInfo.Mod[i]
+		if m.End <= m.Start {
+			continue
+		}
+		if b, ok := physMem.Bytes(m.Start, m.End-m.Start); ok {
+			mods = append(mods, b)
+		}
+	}
+	return mods
+}
