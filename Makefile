@@ -2,7 +2,9 @@
 #
 #   make setup      install the emulators and GRUB tools (Debian 12, root)
 #   make build      build/juice.elf, build/juice-mb1test.elf, build/juice
-#   make run        boot juice in QEMU, serial console here (RUNFLAGS=...)
+#   make guests     the test guests, build/guests/NAME.elf (tests/guests)
+#   make run        boot juice in QEMU running GUEST (default: the hello
+#                   guest; GUEST= for none), serial console here (RUNFLAGS=...)
 #   make test       go vet, unit tests and the QEMU integration tests
 #   make test-slow  long runs (soak) with -tags slow
 #   make bench      boot figures (build/juice bench) and Go micro-benchmarks
@@ -25,6 +27,10 @@ KERNEL_LDFLAGS := -E juice/boot.entry32 -T 0x200000 -R 0x1000
 
 # `make run RUNFLAGS="--boot grub-efi --selftest"`
 RUNFLAGS ?=
+# The guest `make run` gives juice (--kernel): `make run GUEST=build/guests/modes.elf`;
+# `make run GUEST=` boots juice without a VM.
+GUESTS := $(BUILD)/guests
+GUEST ?= $(GUESTS)/hello.elf
 # `make bench RUNS=10`
 RUNS ?= 5
 TEST_TIMEOUT ?= 25m
@@ -33,7 +39,7 @@ SLOW_TIMEOUT ?= 120m
 # skipped).
 BENCH_DIRS ?= mm kernel boot
 
-.PHONY: build setup run test test-slow bench clean
+.PHONY: build guests setup run test test-slow bench clean
 
 setup:
 	@scripts/setup-debian.sh
@@ -48,10 +54,17 @@ build:
 	$(BUILD)/postlink -in $(BUILD)/kernel.raw.elf -out $(BUILD)/juice.elf
 	$(BUILD)/postlink -in $(BUILD)/kernel.raw.elf -out $(BUILD)/juice-mb1test.elf -multiboot1-test
 
-run: setup build
-	$(BUILD)/juice run $(RUNFLAGS)
+# The test guests: Go assembly for GOARCH=386, linked by the Go toolchain
+# and rewritten into multiboot v1 kernels by mkguest.
+guests:
+	@mkdir -p $(GUESTS)
+	$(GO) build -o $(BUILD)/mkguest ./tests/guests/mkguest/cmd/mkguest
+	$(BUILD)/mkguest -go $(GO) -o $(GUESTS)
 
-test: setup build
+run: setup build guests
+	$(BUILD)/juice run $(if $(GUEST),--kernel $(GUEST)) $(RUNFLAGS)
+
+test: setup build guests
 	$(GO) vet ./...
 	@echo "JUICE_REQUIRE_EMULATORS=1 $(GO) test -timeout $(TEST_TIMEOUT) ./..."
 	@status=0; \

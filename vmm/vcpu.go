@@ -62,5 +62,17 @@ type VCPU struct {
 	// Exits counts exits by reason (statistics, benchmarks).
 	Exits [numExitReasons]uint64
 
+	// MSR is the guest MSR state that lives in the hardware's guest-state
+	// area (the VMCB save area; VMCS guest fields or MSR-load lists), kept
+	// by the core because every guest RDMSR and WRMSR is intercepted (see
+	// msr.go). The backend loads it at the next entry when MSRDirty and
+	// then clears MSRDirty; New sets MSRDirty.
+	MSR      MSRState
+	MSRDirty bool
+
 	backend VCPUBackend
+
+	// c is the core's private per-vCPU state (pending interrupts, timer,
+	// decode cache, emulated MSRs); see core.go.
+	c vcpuCore
 }

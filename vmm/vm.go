@@ -1,9 +1,351 @@
 package vmm
 
-// VM is one virtual machine. (The core's dispatch, buses and policies are
-// added around it; backends only need Name, Mem and Host.)
-type VM struct {
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"juice/mm"
+)
+
+// MaxVCPUs is the most vCPUs a VM may have: APIC IDs are 8-bit without
+// x2APIC, and CPUID leaf 4 reports at most 64 cores per package.
+const MaxVCPUs = 64
+
+// Config describes a VM to create.
+type Config struct {
+	// Name names the VM in messages.
 	Name string
-	Mem  *GuestMemory
-	Host *Host
+	// MemBytes is the guest RAM size: a non-zero multiple of 4 KiB,
+	// allocated as one physically contiguous run at guest-physical 0.
+	MemBytes uint64
+	// VCPUs is the number of vCPUs, 1 to MaxVCPUs.
+	VCPUs int
+	// Console is the VM's console stream (what its console devices
+	// print); nil discards.
+	Console io.Writer
+	// Clock returns monotonic nanoseconds; it times the hypercall timer.
+	// Nil: the Go runtime's monotonic clock.
+	Clock func() int64
+
+	// HostCPUID executes CPUID on the host (juice/cpu.CPUID on bare
+	// metal; a fake in tests). The guest's CPUID table is derived from it
+	// once, in New (see cpuid.go). Required.
+	HostCPUID CPUIDFunc
+	// HostTSC reads the host's time-stamp counter (juice/cpu.RDTSC on
+	// bare metal). The guest's TSC is HostTSC()+MSR.TSCOffset, and the
+	// guest's RDMSR/WRMSR of IA32_TSC use it. Nil: a 1 GHz counter derived
+	// from Clock (tests only: a guest's RDTSC reads the real TSC).
+	HostTSC func() uint64
 }
+
+// StopReason says why a VM stopped.
+type StopReason uint8
+
+// Stop reasons.
+const (
+	// Running: the VM has not stopped.
+	Running StopReason = iota
+	// Exited: the guest asked to stop, through the exit port or the exit
+	// hypercall; the status is the value it gave.
+	Exited
+	// Shutdown: a vCPU shut down (triple fault); the message names the
+	// vCPU, RIP and the backend's exit information.
+	Shutdown
+	// Fault: the guest did something juice refuses (touched a
+	// guest-physical address that is neither RAM nor a device, an MMIO
+	// access juice cannot emulate, an unhandled exit).
+	Fault
+	// HaltedForever: a vCPU halted with nothing that could wake it
+	// (interrupts disabled, or no timer or interrupt source).
+	HaltedForever
+	// Error: guest entry failed or juice found its own state broken; the
+	// message carries the backend's detail.
+	Error
+	// Killed: the host stopped the VM (Close, or Stop from outside).
+	Killed
+)
+
+var stopNames = [...]string{"running", "exited", "shutdown", "fault", "halted-forever", "error", "killed"}
+
+// String names a stop reason.
+func (r StopReason) String() string {
+	if int(r) < len(stopNames) {
+		return stopNames[r]
+	}
+	return "unknown"
+}
+
+// VM is one virtual machine: its RAM, vCPUs, port-I/O and MMIO buses,
+// CPUID table and stop state. Each VM's state is its own; the core keeps
+// no global mutable state, so one VM's fault or shutdown never touches
+// another VM.
+//
+// Lifecycle: New, then the loader sets the boot vCPU's state and devices
+// are registered on IO and MMIO, then Start (or Run), then Wait, then
+// Close. Stop may be called at any time from any goroutine.
+type VM struct {
+	// Name names the VM in messages.
+	Name string
+	// Mem is the guest's RAM.
+	Mem *GuestMemory
+	// Host supplies RAM and the backends' hardware structures.
+	Host *Host
+
+	backend  Backend
+	vcpus    []*VCPU
+	io       IOBus
+	mmio     MMIOBus
+	cpuid    *CPUIDTable
+	console  io.Writer
+	clock    func() int64
+	hostTSC  func() uint64
+	ramHPA   uint64
+	ramPages uint64
+
+	// irqSources counts devices that may raise interrupts on their own
+	// (AddInterruptSource); a halted vCPU with none and no timer armed
+	// can never wake.
+	irqSources atomic.Int32
+	// state is the StopReason once the VM has stopped (Running before);
+	// the vCPU loops poll it once per exit.
+	state atomic.Uint32
+
+	mu         sync.Mutex // guards the fields below
+	stopStatus int
+	stopMsg    string
+	started    bool
+	closed     bool
+	wg         sync.WaitGroup
+}
+
+// New creates a VM: cfg.MemBytes of zeroed, physically contiguous guest RAM
+// from host, the buses, the CPUID table and cfg.VCPUs vCPUs in the
+// architectural power-on state (VCPU.Reset), each with its backend state
+// from be. The loader sets the boot vCPU's state before Start.
+func New(cfg Config, host *Host, be Backend) (*VM, error) {
+	name := cfg.Name
+	if name == "" {
+		name = "vm"
+	}
+	switch {
+	case host == nil || host.Mem == nil || host.Frames == nil:
+		return nil, fmt.Errorf("vm %q: no host memory", name)
+	case be == nil:
+		return nil, fmt.Errorf("vm %q: no backend", name)
+	case cfg.HostCPUID == nil:
+		return nil, fmt.Errorf("vm %q: no host CPUID function", name)
+	case cfg.MemBytes == 0 || cfg.MemBytes%mm.PageSize != 0:
+		return nil, fmt.Errorf("vm %q: memory size %#x is not a non-zero multiple of 4 KiB", name, cfg.MemBytes)
+	case cfg.VCPUs < 1 || cfg.VCPUs > MaxVCPUs:
+		return nil, fmt.Errorf("vm %q: %d vCPUs, want 1 to %d", name, cfg.VCPUs, MaxVCPUs)
+	}
+	pages := cfg.MemBytes / mm.PageSize
+	ram, hpa, ok := host.AllocPages(pages)
+	if !ok {
+		return nil, fmt.Errorf("vm %q: cannot allocate %d MiB of guest RAM (%d physically contiguous pages): not enough free host memory",
+			name, cfg.MemBytes>>20, pages)
+	}
+	vm := &VM{
+		Name:     name,
+		Mem:      NewGuestMemory(ram, hpa),
+		Host:     host,
+		backend:  be,
+		console:  cfg.Console,
+		clock:    cfg.Clock,
+		hostTSC:  cfg.HostTSC,
+		ramHPA:   hpa,
+		ramPages: pages,
+	}
+	if vm.console == nil {
+		vm.console = io.Discard
+	}
+	if vm.clock == nil {
+		base := time.Now()
+		vm.clock = func() int64 { return int64(time.Since(base)) }
+	}
+	if vm.hostTSC == nil {
+		clock := vm.clock
+		vm.hostTSC = func() uint64 { return uint64(clock()) }
+	}
+	vm.mmio.ramSize = cfg.MemBytes
+	vm.cpuid = NewCPUIDTable(cfg.HostCPUID, cfg.VCPUs)
+	vm.vcpus = make([]*VCPU, cfg.VCPUs)
+	for i := range vm.vcpus {
+		v := &VCPU{ID: i, VM: vm}
+		v.c.init(v)
+		v.Reset()
+		vm.vcpus[i] = v
+		b, err := be.NewVCPU(vm, v)
+		if err == nil && b == nil {
+			err = errors.New("backend returned no vCPU")
+		}
+		if err != nil {
+			vm.release()
+			return nil, fmt.Errorf("vm %q: vCPU %d: %v", name, i, err)
+		}
+		v.backend = b
+	}
+	return vm, nil
+}
+
+// release closes the backends, stops the timers and frees the RAM.
+func (vm *VM) release() {
+	for _, v := range vm.vcpus {
+		if v == nil {
+			continue
+		}
+		v.c.timer.Stop()
+		if v.backend != nil {
+			v.backend.Close()
+			v.backend = nil
+		}
+	}
+	if vm.ramPages != 0 {
+		vm.Host.FreePages(vm.ramHPA, vm.ramPages)
+		vm.ramPages = 0
+	}
+}
+
+// VCPUs returns the VM's vCPUs, indexed by ID. The slice is the VM's own:
+// do not modify it.
+func (vm *VM) VCPUs() []*VCPU { return vm.vcpus }
+
+// VCPU returns vCPU id, or nil.
+func (vm *VM) VCPU(id int) *VCPU {
+	if id < 0 || id >= len(vm.vcpus) {
+		return nil
+	}
+	return vm.vcpus[id]
+}
+
+// IO is the VM's port-I/O bus.
+func (vm *VM) IO() *IOBus { return &vm.io }
+
+// MMIO is the VM's memory-mapped I/O bus.
+func (vm *VM) MMIO() *MMIOBus { return &vm.mmio }
+
+// CPUID is the VM's guest CPUID table.
+func (vm *VM) CPUID() *CPUIDTable { return vm.cpuid }
+
+// Console is the VM's console stream (never nil).
+func (vm *VM) Console() io.Writer { return vm.console }
+
+// Backend is the hardware backend the VM runs on.
+func (vm *VM) Backend() Backend { return vm.backend }
+
+// Now is the VM's clock (monotonic nanoseconds).
+func (vm *VM) Now() int64 { return vm.clock() }
+
+// Start runs the boot vCPU (vCPU 0) in its own goroutine and seals the
+// buses (no device may be registered after Start). The other vCPUs wait
+// for StartVCPU (an application processor starts when the guest's
+// INIT-SIPI says so, once an APIC model exists).
+func (vm *VM) Start() error { return vm.StartVCPU(0) }
+
+// StartVCPU runs vCPU id in its own goroutine (each vCPU at most once).
+func (vm *VM) StartVCPU(id int) error {
+	v := vm.VCPU(id)
+	if v == nil {
+		return fmt.Errorf("vm %q: no vCPU %d", vm.Name, id)
+	}
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	switch {
+	case vm.closed:
+		return fmt.Errorf("vm %q: closed", vm.Name)
+	case v.c.started:
+		return fmt.Errorf("vm %q: vCPU %d already started", vm.Name, id)
+	}
+	vm.started = true
+	vm.io.sealed = true
+	vm.mmio.sealed = true
+	v.c.started = true
+	vm.wg.Add(1)
+	go func() {
+		defer vm.wg.Done()
+		vm.RunVCPU(v)
+	}()
+	return nil
+}
+
+// Wait blocks until every started vCPU's loop has returned (which happens
+// once the VM has stopped) and returns why the VM stopped.
+func (vm *VM) Wait() (StopReason, int, string) {
+	vm.wg.Wait()
+	return vm.Stopped()
+}
+
+// Run is Start then Wait.
+func (vm *VM) Run() (StopReason, int, string) {
+	if err := vm.Start(); err != nil {
+		vm.Stop(Error, -1, err.Error())
+		return vm.Stopped()
+	}
+	return vm.Wait()
+}
+
+// Stop stops the VM: the first call wins and records reason, status and
+// msg; later calls change nothing. Every vCPU loop returns at its next
+// exit; halted vCPUs are woken. A vCPU running guest code notices at its
+// next exit, which a host interrupt guarantees on bare metal. Stop may be
+// called from any goroutine. Stop with reason Running is ignored.
+func (vm *VM) Stop(reason StopReason, status int, msg string) {
+	if reason == Running {
+		return
+	}
+	vm.mu.Lock()
+	if vm.state.Load() != uint32(Running) {
+		vm.mu.Unlock()
+		return
+	}
+	vm.stopStatus = status
+	vm.stopMsg = msg
+	vm.state.Store(uint32(reason))
+	vm.mu.Unlock()
+	for _, v := range vm.vcpus {
+		v.c.kick()
+	}
+}
+
+// Stopped returns why the VM stopped (Running if it has not), the status
+// (the guest's exit status for Exited) and the message.
+func (vm *VM) Stopped() (StopReason, int, string) {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	return StopReason(vm.state.Load()), vm.stopStatus, vm.stopMsg
+}
+
+// stopped reports whether the VM has stopped (one atomic load).
+func (vm *VM) stopped() bool { return vm.state.Load() != uint32(Running) }
+
+// stopf stops the VM with a formatted message prefixed by the VM's name.
+// It allocates: only for stopping.
+func (vm *VM) stopf(reason StopReason, status int, format string, args ...any) {
+	vm.Stop(reason, status, fmt.Sprintf("vm %q: ", vm.Name)+fmt.Sprintf(format, args...))
+}
+
+// Close stops the VM if it is running (Killed), waits for the vCPU loops,
+// releases the backends' structures and frees the guest RAM. The VM's
+// memory must not be used afterwards. Close is idempotent.
+func (vm *VM) Close() {
+	vm.Stop(Killed, -1, fmt.Sprintf("vm %q: closed by the host", vm.Name))
+	vm.wg.Wait()
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	if vm.closed {
+		return
+	}
+	vm.closed = true
+	vm.release()
+}
+
+// AddInterruptSource declares that a device may call Interrupt on its own
+// (from its goroutine: console input, a timer device, a virtio backend).
+// A vCPU that halts with interrupts enabled, no interrupt pending, no
+// hypercall timer armed and no interrupt source in the VM can never wake:
+// the VM stops with HaltedForever instead of hanging.
+func (vm *VM) AddInterruptSource() { vm.irqSources.Add(1) }

@@ -34,6 +34,11 @@ func main() {
 	if kernel.SelftestMode() {
 		os.Exit(runSelftest())
 	}
+	if mods := kernel.Modules(); len(mods) > 0 {
+		status := runBundle(mods[0])
+		log.Printf("juice: all VMs stopped")
+		os.Exit(status)
+	}
 	log.Printf("juice: no VMs configured; idle")
 	// Wait for work. A pending timer keeps the runtime from declaring the
 	// idle main goroutine deadlocked; the CPU halts between wake-ups.

@@ -21,7 +21,7 @@ const benchTail = 20
 func cmdBench(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("bench", stderr)
 	runs := fs.Int("runs", 5, "number of boots")
-	kernel := fs.String("kernel", defaultKernel, "kernel image")
+	kernel := fs.String("juice", defaultKernel, "juice's image")
 	mem := fs.String("mem", "64M", "guest RAM")
 	timeout := seconds(120 * time.Second)
 	fs.Var(&timeout, "timeout", "time limit per boot")

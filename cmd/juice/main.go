@@ -33,28 +33,51 @@ Usage:
   juice image iso [flags] -o FILE
                              build a GRUB ISO (BIOS and UEFI; CD or USB stick)
   juice image usb            (not yet)
-  juice bench [--runs N]     median boot figures over N self-test boots
+  juice bench [--runs N] [--juice FILE]
+                             median boot figures over N self-test boots
   juice jeos                 (not yet: see issue 5)
   juice help                 this text
 
-juice run flags:
-  --kernel FILE    kernel image (default build/juice.elf)
+juice run flags, the guests (without --kernel or --bundle juice runs no VM):
+  --kernel FILE    run FILE as one VM: a multiboot v1 (ELF32 or a.out
+                   kludge) or PVH kernel
+  --append ARGS    the guest's command line
+  --initrd 'FILE [ARGS]'
+                   a boot module for the guest; repeat for more. The guest
+                   sees its name as "BASENAME ARGS"
+  --vm-mem SIZE    the guest's RAM (default 32M)
+  --vm-cpus N      the guest's vCPUs (default 1)
+  --name NAME      the VM's name (default: the kernel's file name without
+                   its extension; [a-z0-9-], at most 32)
+  --bundle FILE    run several VMs: a manifest.json, whose file names are
+                   relative to it, or a ready bundle archive (newc cpio):
+                   {"vms":[{"name":"a","kernel":"a.elf","cmdline":"...",
+                     "modules":[{"file":"m","cmdline":"..."}],
+                     "memory":"16M","vcpus":1}, ...]}
+juice run flags, juice and the emulated machine:
+  --juice FILE     juice's image (default build/juice.elf)
+  --juice-append ARGS
+                   juice's command line
   --boot PATH      pvh (QEMU -kernel, default), grub-bios (GRUB ISO under
                    SeaBIOS) or grub-efi (GRUB ISO under OVMF)
-  --mem SIZE       guest RAM (default 256M)
-  --cpus N         virtual CPUs (default 1)
-  --append ARGS    juice's command line
+  --mem SIZE       the machine's RAM (default 256M)
+  --cpus N         the machine's CPUs (default 1)
   --selftest       add "juice.mode=selftest juice.panic=poweroff"
   --timeout D      kill QEMU after D (e.g. 90s, 2m; plain number = seconds;
                    0 = never, the default)
   --cpu VENDOR     amd (QEMU TCG -cpu max: AMD-V with NPT, default) or
                    intel (Bochs, VT-x: not yet supported)
 
+The VMs reach juice as a bundle (a newc cpio with manifest.json), its first
+boot module: QEMU -initrd for pvh, a module2 line on the GRUB ISO.
+juice image iso takes the same guest flags and --juice, --juice-append.
+
 On a terminal the QEMU monitor shares the console: Ctrl-A x quits QEMU.
 The exit status is juice's: the value it wrote to the isa-debug-exit port
-or announced in "juice: power off, status N"; 124 on timeout, 125 when the
-guest reset or triple-faulted, 126 when QEMU failed, 127 when QEMU could not
-be started, 130 when interrupted, 2 for usage errors.
+or announced in "juice: power off, status N", which is the first VM's exit
+status when juice runs VMs; 124 on timeout, 125 when the machine reset or
+triple-faulted, 126 when QEMU failed, 127 when QEMU could not be started,
+130 when interrupted, 2 for usage errors.
 `
 
 func main() {
@@ -143,11 +166,12 @@ func parseFlags(fs *flag.FlagSet, args []string) int {
 // standard input and the monitor.
 func cmdRun(args []string, interactive bool, stdout, stderr io.Writer) int {
 	fs := newFlagSet("run", stderr)
-	kernel := fs.String("kernel", defaultKernel, "kernel image")
+	guests := addGuestFlags(fs)
+	kernel := fs.String("juice", defaultKernel, "juice's image")
+	juiceArgs := fs.String("juice-append", "", "juice's command line")
 	boot := fs.String("boot", string(launch.BootPVH), "boot path: pvh, grub-bios or grub-efi")
-	mem := fs.String("mem", "256M", "guest RAM")
-	cpus := fs.Int("cpus", 1, "virtual CPUs")
-	appendArgs := fs.String("append", "", "juice's command line")
+	mem := fs.String("mem", "256M", "the machine's RAM")
+	cpus := fs.Int("cpus", 1, "the machine's CPUs")
 	selftest := fs.Bool("selftest", false, "run the self-test and power off")
 	cpu := fs.String("cpu", "amd", "amd (QEMU, AMD-V) or intel (Bochs, VT-x)")
 	var timeout seconds
@@ -169,7 +193,11 @@ func cmdRun(args []string, interactive bool, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "juice run:", err)
 		return 2
 	}
-	cmdline := *appendArgs
+	if err := guests.check(fs); err != nil {
+		fmt.Fprintln(stderr, "juice run:", err)
+		return 2
+	}
+	cmdline := *juiceArgs
 	if *selftest {
 		cmdline = strings.TrimSpace(cmdline + " " + launch.SelftestArgs)
 	}
@@ -183,6 +211,18 @@ func cmdRun(args []string, interactive bool, stdout, stderr io.Writer) int {
 		Interactive: interactive,
 		Echo:        stdout,
 		EchoStderr:  stderr,
+	}
+	if guests.any() {
+		dir, err := os.MkdirTemp("", "juice-run-")
+		if err != nil {
+			fmt.Fprintln(stderr, "juice run:", err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		if cfg.Initrd, err = guests.write(dir); err != nil {
+			fmt.Fprintln(stderr, "juice run:", err)
+			return 2
+		}
 	}
 
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -202,6 +242,93 @@ func cmdRun(args []string, interactive bool, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stderr, "juice run:", r)
 	return r.ExitCode()
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+// String joins the values.
+func (l *stringList) String() string { return strings.Join(*l, ", ") }
+
+// Set appends a value.
+func (l *stringList) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}
+
+// guestFlags are the flags of `juice run` and `juice image iso` that
+// describe the VMs: one from --kernel and its companions, or several from
+// --bundle.
+type guestFlags struct {
+	kernel, appendArgs, name, vmMem, bundle *string
+	vmCPUs                                  *int
+	initrd                                  stringList
+}
+
+// addGuestFlags defines the guest flags on fs.
+func addGuestFlags(fs *flag.FlagSet) *guestFlags {
+	g := &guestFlags{
+		kernel:     fs.String("kernel", "", "guest kernel, run as one VM"),
+		appendArgs: fs.String("append", "", "the guest's command line"),
+		name:       fs.String("name", "", "the VM's name (default: from the kernel's file name)"),
+		vmMem:      fs.String("vm-mem", launch.DefaultVMMemory, "the guest's RAM"),
+		vmCPUs:     fs.Int("vm-cpus", 1, "the guest's vCPUs"),
+		bundle:     fs.String("bundle", "", "manifest.json or bundle archive with several VMs"),
+	}
+	fs.Var(&g.initrd, "initrd", "'FILE [ARGS]': a boot module for the guest (repeatable)")
+	return g
+}
+
+// any reports whether the flags name any VM.
+func (g *guestFlags) any() bool { return *g.kernel != "" || *g.bundle != "" }
+
+// check rejects flag combinations that make no sense: the single-VM
+// flags without --kernel, or next to --bundle.
+func (g *guestFlags) check(fs *flag.FlagSet) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	single := []string{"append", "initrd", "name", "vm-mem", "vm-cpus"}
+	switch {
+	case *g.bundle != "" && set["kernel"]:
+		return errors.New("--kernel and --bundle exclude each other (list the VM in the manifest)")
+	case *g.bundle != "":
+		for _, f := range single {
+			if set[f] {
+				return fmt.Errorf("--%s describes the --kernel VM; with --bundle, set it in the manifest", f)
+			}
+		}
+	case *g.kernel == "":
+		for _, f := range single {
+			if set[f] {
+				hint := ""
+				if f == "append" {
+					hint = " (juice's own command line is --juice-append)"
+				}
+				return fmt.Errorf("--%s needs --kernel%s", f, hint)
+			}
+		}
+	}
+	return nil
+}
+
+// write builds the bundle the flags describe and writes it into dir,
+// returning its path.
+func (g *guestFlags) write(dir string) (string, error) {
+	var data []byte
+	var err error
+	if *g.bundle != "" {
+		data, err = launch.LoadBundle(*g.bundle)
+	} else {
+		vm := launch.VMSpec{Name: *g.name, Kernel: *g.kernel, Cmdline: *g.appendArgs, Memory: *g.vmMem, VCPUs: *g.vmCPUs}
+		for _, m := range g.initrd {
+			vm.Modules = append(vm.Modules, launch.ParseModule(m))
+		}
+		data, err = launch.BuildBundle([]launch.VMSpec{vm})
+	}
+	if err != nil {
+		return "", err
+	}
+	return launch.WriteBundle(dir, data)
 }
 
 // isTerminal reports whether f is a character device (a terminal).
@@ -226,8 +353,9 @@ func cmdImage(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fs := newFlagSet("image iso", stderr)
-	kernel := fs.String("kernel", defaultKernel, "kernel image")
-	appendArgs := fs.String("append", "", "juice's command line")
+	guests := addGuestFlags(fs)
+	kernel := fs.String("juice", defaultKernel, "juice's image")
+	juiceArgs := fs.String("juice-append", "", "juice's command line")
 	out := fs.String("o", "", "output ISO file (required)")
 	if rc := parseFlags(fs, args[1:]); rc != 0 {
 		return max(rc, 0)
@@ -236,14 +364,35 @@ func cmdImage(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "juice image iso: -o FILE is required")
 		return 2
 	}
+	if err := guests.check(fs); err != nil {
+		fmt.Fprintln(stderr, "juice image iso:", err)
+		return 2
+	}
 	if _, err := os.Stat(*kernel); err != nil {
 		fmt.Fprintln(stderr, "juice image iso:", err)
 		return 1
 	}
-	if err := launch.BuildISO(context.Background(), *kernel, *appendArgs, *out); err != nil {
+	bundlePath := ""
+	if guests.any() {
+		dir, err := os.MkdirTemp("", "juice-image-")
+		if err != nil {
+			fmt.Fprintln(stderr, "juice image iso:", err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		if bundlePath, err = guests.write(dir); err != nil {
+			fmt.Fprintln(stderr, "juice image iso:", err)
+			return 2
+		}
+	}
+	if err := launch.BuildISO(context.Background(), *kernel, *juiceArgs, bundlePath, *out); err != nil {
 		fmt.Fprintln(stderr, "juice image iso:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "juice image iso: wrote %s (GRUB, multiboot2 %s %s)\n", *out, filepath.Base(*kernel), *appendArgs)
+	what := ""
+	if bundlePath != "" {
+		what = " + " + launch.ISOBundlePath
+	}
+	fmt.Fprintf(stdout, "juice image iso: wrote %s (GRUB, multiboot2 %s %s%s)\n", *out, filepath.Base(*kernel), *juiceArgs, what)
 	return 0
 }

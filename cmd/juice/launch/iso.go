@@ -14,13 +14,18 @@ import (
 // ISOKernelPath is where the GRUB ISO holds juice's image.
 const ISOKernelPath = "/boot/juice.elf"
 
+// ISOBundlePath is where the GRUB ISO holds the bundle of VMs, juice's
+// first boot module.
+const ISOBundlePath = "/boot/bundle.cpio"
+
 // GRUBConfig returns the grub.cfg of juice's ISO: serial console on COM1
 // at 115200 baud, no menu delay, and one entry that loads kernel (a path
-// inside the ISO) by multiboot2 with the command line args. Words of args
+// inside the ISO) by multiboot2 with the command line args, then each of
+// modules (paths inside the ISO) with module2, in order. Words of args
 // that GRUB's script parser would alter (quotes, $, \, ;, non-ASCII …) are
 // single-quoted, so GRUB passes every word through unchanged; runs of
 // blanks between words become one space.
-func GRUBConfig(kernel, args string) string {
+func GRUBConfig(kernel, args string, modules ...string) string {
 	var b strings.Builder
 	b.WriteString("serial --unit=0 --speed=115200\n")
 	b.WriteString("terminal_input serial console\n")
@@ -32,7 +37,11 @@ func GRUBConfig(kernel, args string) string {
 	for _, w := range strings.Fields(args) {
 		b.WriteString(" " + grubQuote(w))
 	}
-	b.WriteString("\n\tboot\n}\n")
+	b.WriteString("\n")
+	for _, m := range modules {
+		b.WriteString("\tmodule2 " + grubQuote(m) + "\n")
+	}
+	b.WriteString("\tboot\n}\n")
 	return b.String()
 }
 
@@ -71,9 +80,11 @@ func MissingISOTools() []string {
 
 // BuildISO writes to out a GRUB rescue ISO that boots kernel by multiboot2
 // with the command line args, under BIOS (El Torito, also as a hybrid
-// disk) and UEFI (an EFI system partition image). It needs grub-mkrescue
-// with the i386-pc and x86_64-efi platforms, xorriso and mtools.
-func BuildISO(ctx context.Context, kernel, args, out string) error {
+// disk) and UEFI (an EFI system partition image). A non-empty bundle (a
+// host file) goes on the ISO as ISOBundlePath and is juice's first boot
+// module. It needs grub-mkrescue with the i386-pc and x86_64-efi
+// platforms, xorriso and mtools.
+func BuildISO(ctx context.Context, kernel, args, bundle, out string) error {
 	if missing := MissingISOTools(); len(missing) > 0 {
 		return fmt.Errorf("building the GRUB ISO needs %s (run `make setup`)", strings.Join(missing, ", "))
 	}
@@ -88,7 +99,14 @@ func BuildISO(ctx context.Context, kernel, args, out string) error {
 	if err := copyFile(kernel, filepath.Join(root, filepath.FromSlash(ISOKernelPath))); err != nil {
 		return err
 	}
-	cfg := GRUBConfig(ISOKernelPath, args)
+	var modules []string
+	if bundle != "" {
+		if err := copyFile(bundle, filepath.Join(root, filepath.FromSlash(ISOBundlePath))); err != nil {
+			return err
+		}
+		modules = append(modules, ISOBundlePath)
+	}
+	cfg := GRUBConfig(ISOKernelPath, args, modules...)
 	if err := os.WriteFile(filepath.Join(root, "boot", "grub", "grub.cfg"), []byte(cfg), 0o644); err != nil {
 		return err
 	}
@@ -138,7 +156,7 @@ func prepareMedia(ctx context.Context, cfg Config, dir string) (Media, error) {
 		}
 	}
 	m.ISO = filepath.Join(dir, "juice.iso")
-	if err := BuildISO(ctx, cfg.Kernel, cfg.Append, m.ISO); err != nil {
+	if err := BuildISO(ctx, cfg.Kernel, cfg.Append, cfg.Initrd, m.ISO); err != nil {
 		return m, err
 	}
 	return m, nil

@@ -28,6 +28,10 @@ menuentry "juice" {
 	if got := GRUBConfig("/boot/juice.elf", ""); !strings.Contains(got, "\tmultiboot2 /boot/juice.elf\n") {
 		t.Errorf("empty args: %s", got)
 	}
+	got = GRUBConfig("/boot/juice.elf", "a", "/boot/bundle.cpio", "/boot/x y")
+	if !strings.Contains(got, "\tmultiboot2 /boot/juice.elf a\n\tmodule2 /boot/bundle.cpio\n\tmodule2 '/boot/x y'\n\tboot\n") {
+		t.Errorf("modules: %s", got)
+	}
 }
 
 func TestGRUBQuote(t *testing.T) {
@@ -58,8 +62,13 @@ func TestBuildISO(t *testing.T) {
 	if err := os.WriteFile(kernel, content, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	bundleFile := filepath.Join(dir, "b.cpio")
+	bundleData := []byte("070701 a bundle\n")
+	if err := os.WriteFile(bundleFile, bundleData, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	iso := filepath.Join(dir, "out.iso")
-	if err := BuildISO(context.Background(), kernel, "juice.mode=selftest $x", iso); err != nil {
+	if err := BuildISO(context.Background(), kernel, "juice.mode=selftest $x", bundleFile, iso); err != nil {
 		t.Fatal(err)
 	}
 	st, err := os.Stat(iso)
@@ -74,6 +83,7 @@ func TestBuildISO(t *testing.T) {
 	cmd := exec.Command("xorriso", "-osirrox", "on", "-indev", iso,
 		"-extract", "/boot/grub/grub.cfg", filepath.Join(out, "grub.cfg"),
 		"-extract", ISOKernelPath, filepath.Join(out, "juice.elf"),
+		"-extract", ISOBundlePath, filepath.Join(out, "bundle.cpio"),
 		"-extract", "/efi.img", filepath.Join(out, "efi.img"))
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("xorriso: %v\n%s", err, b)
@@ -82,8 +92,12 @@ func TestBuildISO(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(cfg) != GRUBConfig(ISOKernelPath, "juice.mode=selftest $x") {
+	if string(cfg) != GRUBConfig(ISOKernelPath, "juice.mode=selftest $x", ISOBundlePath) ||
+		!strings.Contains(string(cfg), "\tmodule2 "+ISOBundlePath+"\n") {
 		t.Errorf("grub.cfg in the ISO:\n%s", cfg)
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "bundle.cpio")); err != nil || string(b) != string(bundleData) {
+		t.Errorf("bundle in the ISO = %q, %v", b, err)
 	}
 	k, err := os.ReadFile(filepath.Join(out, "juice.elf"))
 	if err != nil || string(k) != string(content) {
@@ -99,13 +113,16 @@ func TestBuildISO(t *testing.T) {
 func TestBuildISOErrors(t *testing.T) {
 	requireISOTools(t)
 	dir := t.TempDir()
-	if err := BuildISO(context.Background(), filepath.Join(dir, "missing"), "", filepath.Join(dir, "o.iso")); err == nil {
+	if err := BuildISO(context.Background(), filepath.Join(dir, "missing"), "", "", filepath.Join(dir, "o.iso")); err == nil {
 		t.Error("BuildISO accepted a missing kernel")
 	}
 	kernel := filepath.Join(dir, "k")
 	os.WriteFile(kernel, []byte("k"), 0o644)
-	if err := BuildISO(context.Background(), kernel, "", filepath.Join(dir, "no", "such", "dir", "o.iso")); err == nil {
+	if err := BuildISO(context.Background(), kernel, "", "", filepath.Join(dir, "no", "such", "dir", "o.iso")); err == nil {
 		t.Error("BuildISO accepted an unwritable output path")
+	}
+	if err := BuildISO(context.Background(), kernel, "", filepath.Join(dir, "missing.cpio"), filepath.Join(dir, "o.iso")); err == nil {
+		t.Error("BuildISO accepted a missing bundle")
 	}
 }
 

@@ -64,6 +64,11 @@ type Config struct {
 	CPUs int
 	// Append is juice's command line.
 	Append string
+	// Initrd, if set, is a file juice gets as its first boot module: the
+	// bundle of VMs to run (see BuildBundle). PVH passes it with QEMU
+	// -initrd (the first module of hvm_start_info); the GRUB paths put it
+	// on the ISO as /boot/bundle.cpio and load it with module2.
+	Initrd string
 	// Timeout kills the run after this long; 0 means no limit.
 	Timeout time.Duration
 	// Interactive multiplexes the QEMU monitor onto the console
@@ -173,6 +178,9 @@ func QEMUArgs(cfg Config, media Media) ([]string, error) {
 		if cfg.Append != "" {
 			args = append(args, "-append", cfg.Append)
 		}
+		if cfg.Initrd != "" {
+			args = append(args, "-initrd", cfg.Initrd)
+		}
 	case BootGRUBBIOS, BootGRUBEFI:
 		if media.ISO == "" {
 			return nil, errors.New("no ISO image for a GRUB boot")
@@ -222,6 +230,11 @@ func Start(ctx context.Context, cfg Config) (*Machine, error) {
 	}
 	if _, err := os.Stat(cfg.Kernel); err != nil {
 		return nil, fmt.Errorf("kernel image: %w", err)
+	}
+	if cfg.Initrd != "" {
+		if _, err := os.Stat(cfg.Initrd); err != nil {
+			return nil, fmt.Errorf("boot module: %w", err)
+		}
 	}
 	var media Media
 	cleanup := func() {}

@@ -63,8 +63,15 @@ func TestQEMUArgsPVH(t *testing.T) {
 	if got := argAfter(args, "-append"); got != "juice.mode=selftest a,b" {
 		t.Errorf("-append %q", got)
 	}
-	if slices.Contains(args, "-cdrom") || slices.Contains(args, "mon:stdio") {
+	if slices.Contains(args, "-cdrom") || slices.Contains(args, "mon:stdio") || slices.Contains(args, "-initrd") {
 		t.Errorf("unexpected options: %s", line)
+	}
+	args, err = QEMUArgs(Config{Kernel: "k.elf", Initrd: "/tmp/b,1.cpio"}, Media{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := argAfter(args, "-initrd"); got != "/tmp/b,1.cpio" {
+		t.Errorf("-initrd %q", got)
 	}
 
 	args, err = QEMUArgs(Config{Kernel: "k.elf", Mem: "64M", CPUs: 4, Interactive: true, ExtraArgs: []string{"-s"}}, Media{})
@@ -80,11 +87,12 @@ func TestQEMUArgsPVH(t *testing.T) {
 }
 
 func TestQEMUArgsGRUB(t *testing.T) {
-	args, err := QEMUArgs(Config{Kernel: "k.elf", Boot: BootGRUBBIOS, Append: "x"}, Media{ISO: "/tmp/j.iso"})
+	args, err := QEMUArgs(Config{Kernel: "k.elf", Boot: BootGRUBBIOS, Append: "x", Initrd: "b.cpio"}, Media{ISO: "/tmp/j.iso"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if argAfter(args, "-cdrom") != "/tmp/j.iso" || slices.Contains(args, "-kernel") || slices.Contains(args, "-append") || slices.Contains(args, "-bios") {
+	if argAfter(args, "-cdrom") != "/tmp/j.iso" || slices.Contains(args, "-kernel") || slices.Contains(args, "-append") ||
+		slices.Contains(args, "-bios") || slices.Contains(args, "-initrd") {
 		t.Errorf("grub-bios args: %v", args)
 	}
 

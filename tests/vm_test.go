@@ -1,0 +1,282 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"juice/cmd/juice/launch"
+	"juice/tests/guests/mkguest"
+)
+
+// The VM tests boot juice with a bundle of test guests (tests/guests) as
+// `juice run --kernel` and `--bundle` do, and check what the guests print
+// (juice shows a guest's COM1 lines as "[vmname] text"), how juice reports
+// each VM's end ("juice: vm NAME: ..."), and juice's exit status (the first
+// VM's exit status, or 125 when it did not exit normally).
+
+// GuestDirEnv names a directory of prebuilt guests (NAME.elf); without it
+// the tests build them into <root>/build/guests once per test binary.
+const GuestDirEnv = "JUICE_GUEST_DIR"
+
+// vmMemory is the RAM of every test VM: small, and far below the address
+// outside probes.
+const vmMemory = "16M"
+
+// guestsOnce builds the guests once.
+var guestsOnce struct {
+	sync.Mutex
+	dir string
+	err error
+}
+
+// Guest returns the path of test guest name (one of mkguest.Names),
+// building all guests on first use unless $JUICE_GUEST_DIR names a
+// directory holding them.
+func Guest(t testing.TB, name string) string {
+	t.Helper()
+	if d := os.Getenv(GuestDirEnv); d != "" {
+		p := filepath.Join(d, name+".elf")
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("%v (%s is set, so guests are not built)", err, GuestDirEnv)
+		}
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return abs
+	}
+	guestsOnce.Lock()
+	defer guestsOnce.Unlock()
+	if guestsOnce.dir == "" && guestsOnce.err == nil {
+		dir := filepath.Join(Root(t), "build", "guests")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		_, err := mkguest.Builder{Dir: Root(t)}.BuildAll(ctx, dir)
+		cancel()
+		guestsOnce.dir, guestsOnce.err = dir, err
+	}
+	if guestsOnce.err != nil {
+		t.Fatalf("building the test guests: %v", guestsOnce.err)
+	}
+	return filepath.Join(guestsOnce.dir, name+".elf")
+}
+
+// BootVMs boots juice (cfg, see Boot) with a bundle of vms as its first
+// boot module. A VM without a kernel gets Guest(t, its name); without
+// memory, vmMemory.
+func BootVMs(t testing.TB, cfg launch.Config, vms ...launch.VMSpec) *Run {
+	t.Helper()
+	RequireEmulators(t, cfg.Boot)
+	for i := range vms {
+		if vms[i].Kernel == "" {
+			vms[i].Kernel = Guest(t, vms[i].Name)
+		}
+		if vms[i].Memory == "" {
+			vms[i].Memory = vmMemory
+		}
+	}
+	b, err := launch.BuildBundle(vms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Initrd, err = launch.WriteBundle(t.TempDir(), b); err != nil {
+		t.Fatal(err)
+	}
+	return Boot(t, cfg)
+}
+
+// GuestLine is the console text of line text printed by VM vm.
+func GuestLine(vm, text string) string { return "[" + vm + "] " + text }
+
+// VMEnd is the start of juice's line about how VM vm ended.
+func VMEnd(vm string) string { return "juice: vm " + vm + ": " }
+
+// Juice's statuses for how a VM ended.
+const (
+	// NotExited is juice's power-off status when the first VM did not
+	// exit normally (triple fault, fault).
+	NotExited = 125
+)
+
+// noFailLines fails t if VM vm printed a line with FAIL (the guests'
+// marker for a check that went wrong).
+func noFailLines(t *testing.T, r *Run, vm string) {
+	t.Helper()
+	for _, l := range r.Find(GuestLine(vm, "")) {
+		if strings.Contains(l, "FAIL") {
+			t.Errorf("guest reported: %s", l)
+		}
+	}
+}
+
+// guestCase is one guest run alone under juice.
+type guestCase struct {
+	name    string
+	cmdline string
+	modules []launch.ModuleSpec
+	lines   []string // guest lines, in order (without the prefix)
+	end     string   // juice's line about the VM's end, after "juice: vm NAME: "
+	contain string   // text the end line must also contain (lower case)
+	status  int      // juice's exit status
+}
+
+func TestVMGuests(t *testing.T) {
+	mod := filepath.Join(t.TempDir(), "mod.bin")
+	if err := os.WriteFile(mod, []byte("twelve bytes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []guestCase{
+		{
+			name:    "hello",
+			cmdline: "one two=3",
+			modules: []launch.ModuleSpec{launch.ParseModule(mod + " x=1")},
+			lines: []string{"hello from guest", "cmdline: [one two=3]", "modules: 0x00000001",
+				"module: 0x0000000c [mod.bin x=1]"},
+			end: "exited with status 0", status: 0,
+		},
+		{
+			name:  "modes",
+			lines: []string{"modes: protected mode", "modes: real mode", "modes: protected mode again", "modes: long mode"},
+			end:   "exited with status 0", status: 0,
+		},
+		{
+			name:  "cpuid",
+			lines: []string{"cpuid: signature [juice", "cpuid: hypervisor bit set, no VMX, no SVM", "cpuid: ok"},
+			end:   "exited with status 0", status: 0,
+		},
+		{
+			name:  "hypercall",
+			lines: []string{"hypercall: version 0x00000001", "hypercall: exit with status 7"},
+			end:   "exited with status 7", status: 7,
+		},
+		{
+			name:  "timer",
+			lines: []string{"timer: one-shot timer, vector 0x30, 1000 us", "timer: tick", "timer: done"},
+			end:   "exited with status 0", status: 0,
+		},
+		{
+			name:  "triplefault",
+			lines: []string{"triplefault: empty IDT, INT3"},
+			end:   "shut down (triple fault) at RIP 0x", status: NotExited,
+		},
+		{
+			name:  "outside",
+			lines: []string{"outside: writing 0x40000000"},
+			end:   "fault: ", contain: "0x40000000", status: NotExited,
+		},
+		{
+			name:  "mmio",
+			lines: []string{"mmio: reading 0xd0000000"},
+			end:   "fault: ", contain: "0xd0000000", status: NotExited,
+		},
+		{
+			name:  "spin",
+			lines: []string{"spin start", "spin round 0x00000001", "spin done"},
+			end:   "exited with status 0", status: 0,
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			r := BootVMs(t, launch.Config{Mem: "128M"},
+				launch.VMSpec{Name: c.name, Cmdline: c.cmdline, Modules: c.modules})
+			for _, l := range c.lines {
+				r.ExpectNext(GuestLine(c.name, l))
+			}
+			end := r.ExpectNext(VMEnd(c.name) + c.end)
+			if c.contain != "" && !strings.Contains(strings.ToLower(end), c.contain) {
+				t.Errorf("%q does not name %s", end, c.contain)
+			}
+			r.ExpectExit(c.status)
+			noFailLines(t, r, c.name)
+			if n := len(r.Find(VMEnd(c.name))); n != 1 {
+				t.Errorf("%d lines about the VM's end, want 1", n)
+			}
+		})
+	}
+}
+
+// Two VMs at once: one triple-faults, the other keeps running to its end,
+// and juice powers off with the first VM's status.
+func TestVMTwoVMs(t *testing.T) {
+	t.Parallel()
+	r := BootVMs(t, launch.Config{Mem: "128M"},
+		launch.VMSpec{Name: "spin"},
+		launch.VMSpec{Name: "triplefault"})
+	r.Expect(GuestLine("triplefault", "triplefault: empty IDT, INT3"))
+	r.Expect(VMEnd("triplefault") + "shut down (triple fault)")
+	r.Expect(GuestLine("spin", "spin start"))
+	r.Expect(GuestLine("spin", "spin done"))
+	r.Expect(VMEnd("spin") + "exited with status 0")
+	r.ExpectExit(0)
+	noFailLines(t, r, "spin")
+	noFailLines(t, r, "triplefault")
+	// The order tells whether the VMs ran side by side (the triple fault
+	// while spin was still spinning); it is logged, not required.
+	texts := r.Texts()
+	idx := func(prefix string) int {
+		for i, l := range texts {
+			if strings.HasPrefix(l, prefix) {
+				return i
+			}
+		}
+		return -1
+	}
+	t.Logf("console order: spin start %d, triple fault %d, spin done %d",
+		idx(GuestLine("spin", "spin start")), idx(VMEnd("triplefault")), idx(GuestLine("spin", "spin done")))
+}
+
+// The first VM's status is juice's, whatever the others do.
+func TestVMFirstStatusWins(t *testing.T) {
+	t.Parallel()
+	r := BootVMs(t, launch.Config{Mem: "128M"},
+		launch.VMSpec{Name: "hypercall"},
+		launch.VMSpec{Name: "hello"})
+	r.Expect(VMEnd("hello") + "exited with status 0")
+	r.Expect(VMEnd("hypercall") + "exited with status 7")
+	r.ExpectExit(7)
+}
+
+// The guests themselves, without juice: QEMU loads them by multiboot v1
+// (-kernel) on the bare emulated machine. This checks the guests, so that
+// a failure of TestVMGuests points at juice. (The guests that need juice's
+// hypercalls, CPUID leaves or faults have no bare-metal counterpart.)
+func TestGuestsBare(t *testing.T) {
+	cases := []struct {
+		name  string
+		lines []string
+		reset bool // ends in a triple fault (a reset under -no-reboot)
+	}{
+		{"hello", []string{"hello from guest", "cmdline: [", "modules: 0x00000000"}, false},
+		{"modes", []string{"modes: protected mode", "modes: real mode", "modes: protected mode again", "modes: long mode"}, false},
+		{"spin", []string{"spin start", "spin round 0x0000000a", "spin done"}, false},
+		{"triplefault", []string{"triplefault: empty IDT, INT3"}, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			r := Boot(t, launch.Config{Kernel: Guest(t, c.name), Mem: "64M"})
+			for _, l := range c.lines {
+				// The first line follows the firmware's text.
+				r.ExpectMatch(fmt.Sprintf("a line with %q", l), func(s string) bool { return strings.Contains(s, l) })
+			}
+			res := r.Wait()
+			switch {
+			case c.reset && res.Outcome != launch.Reset:
+				t.Errorf("run ended: %v; want a triple fault", res)
+			case !c.reset && (!res.Exited() || res.Status != 0):
+				t.Errorf("run ended: %v; want status 0", res)
+			}
+			for _, l := range r.Texts() {
+				if strings.Contains(l, "FAIL") {
+					t.Errorf("guest reported: %s", l)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,38 @@
+package bundle
+
+import (
+	"bytes"
+	"testing"
+)
+
+// FuzzParse feeds arbitrary archives to Parse: it must not panic, must
+// return either a bundle or errors consistently, and every VM it returns
+// must satisfy the documented limits with data inside the archive.
+func FuzzParse(f *testing.F) {
+	f.Add(newc(goodFiles(), false))
+	f.Add(newc(goodFiles(), true))
+	f.Add(newc([]entry{{name: "manifest.json", data: []byte(`{"vms":[{"name":"a","kernel":"k","memory":"16M","vcpus":3}]}`)}, {name: "k", data: []byte("K")}}, false))
+	f.Add([]byte("070701"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, arc []byte) {
+		b, errs := Parse(arc)
+		if b == nil {
+			if len(errs) != 1 {
+				t.Fatalf("nil bundle with %d errors", len(errs))
+			}
+			return
+		}
+		inArc := func(d []byte) bool { return len(d) <= len(arc) && bytes.Contains(arc, d) }
+		for _, vm := range b.VMs {
+			if !validName(vm.Name) || vm.MemBytes < MinMemory || vm.MemBytes > MaxMemory || vm.MemBytes%MemoryAlign != 0 ||
+				vm.VCPUs < 1 || vm.VCPUs > MaxVCPUs || !inArc(vm.KernelData) {
+				t.Fatalf("invalid VM returned: %+v", vm)
+			}
+			for _, m := range vm.Modules {
+				if !inArc(m.Data) {
+					t.Fatalf("module data outside the archive")
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,140 @@
+package vmm
+
+import (
+	"math/bits"
+	"time"
+)
+
+// External interrupts. Until an APIC model exists, juice delivers
+// interrupts like a "virtual wire": a device (or the hypercall timer)
+// raises a vector 32-255 on a vCPU; the vector stays pending until the
+// guest can take an interrupt (backend.CanInjectInterrupt), then the
+// highest pending vector is injected as an external interrupt. Raising a
+// vector that is already pending does nothing (edge semantics, like the
+// APIC's IRR). There is no in-service tracking or EOI yet.
+
+// MinIRQVector is the lowest vector Interrupt accepts (0-31 are exceptions).
+const MinIRQVector = 32
+
+// MaxTimerDelayMicros bounds the hypercall timer's delay (10 s).
+const MaxTimerDelayMicros = 10_000_000
+
+// Interrupt raises external-interrupt vector (32-255) on vCPU vcpu and
+// wakes it if it is halted. It may be called from any goroutine (device
+// models); it is allocation-free and never blocks. It reports false for a
+// bad vCPU index or vector. A vCPU running guest code takes the interrupt
+// at its next exit. A device that raises interrupts on its own must also
+// call AddInterruptSource once at setup.
+func (vm *VM) Interrupt(vcpu int, vector uint8) bool {
+	if vcpu < 0 || vcpu >= len(vm.vcpus) || vector < MinIRQVector {
+		return false
+	}
+	vm.vcpus[vcpu].c.raise(vector)
+	return true
+}
+
+// raise marks vector pending and wakes the vCPU.
+func (c *vcpuCore) raise(vector uint8) {
+	c.irr[vector>>6].Or(1 << (vector & 63))
+	c.kick()
+}
+
+// irqPending reports whether any vector is pending.
+func (c *vcpuCore) irqPending() bool {
+	return c.irr[0].Load()|c.irr[1].Load()|c.irr[2].Load()|c.irr[3].Load() != 0
+}
+
+// popIRQ removes and returns the highest pending vector (the APIC's
+// priority order: higher vector, higher priority).
+func (c *vcpuCore) popIRQ() (uint8, bool) {
+	for i := len(c.irr) - 1; i >= 0; i-- {
+		if w := c.irr[i].Load(); w != 0 {
+			b := 63 - bits.LeadingZeros64(w)
+			c.irr[i].And(^(uint64(1) << b))
+			return uint8(i*64 + b), true
+		}
+	}
+	return 0, false
+}
+
+// PendingInterrupt reports whether vector is pending on the vCPU (tests,
+// debugging).
+func (v *VCPU) PendingInterrupt(vector uint8) bool {
+	return v.c.irr[vector>>6].Load()&(1<<(vector&63)) != 0
+}
+
+// checkTimer raises the hypercall timer's vector once its deadline has
+// passed (one clock read per exit, only while armed).
+func (vm *VM) checkTimer(v *VCPU) {
+	c := &v.c
+	if c.timerArmed && vm.clock() >= c.timerDeadline {
+		c.timerArmed = false
+		c.raise(c.timerVector)
+	}
+}
+
+// armTimer arms the vCPU's one-shot timer: vector is raised after delay
+// (replacing any earlier arming). The runtime timer only wakes a halted
+// vCPU; the loop raises the vector when the VM's clock says so.
+func (vm *VM) armTimer(v *VCPU, vector uint8, delay time.Duration) {
+	c := &v.c
+	c.timerVector = vector
+	c.timerDeadline = vm.clock() + int64(delay)
+	c.timerArmed = true
+	c.timer.Reset(delay)
+}
+
+// deliver injects the highest pending interrupt if the guest can take one
+// now, else asks the backend for an interrupt window. It calls
+// RequestInterruptWindow only when its wish changes; the backend keeps the
+// window request armed (re-arming after each ExitIntrWindow) until told off.
+func (vm *VM) deliver(v *VCPU) {
+	c := &v.c
+	want := false
+	if c.irqPending() {
+		if !v.HasPending && v.backend.CanInjectInterrupt(v) {
+			vec, _ := c.popIRQ()
+			v.Pending = Event{Kind: EventExtInt, Vector: vec}
+			v.HasPending = true
+		}
+		want = c.irqPending()
+	}
+	if want != c.windowOn {
+		c.windowOn = want
+		v.backend.RequestInterruptWindow(want)
+	}
+}
+
+// halt handles HLT at rip (RIP already past it): returns at once if an interrupt
+// is pending and can be taken, blocks the vCPU goroutine until an
+// interrupt is raised, the timer is due or the VM stops, and stops the VM
+// with HaltedForever when nothing can ever wake the vCPU.
+func (vm *VM) halt(v *VCPU, rip uint64) {
+	c := &v.c
+	if v.Regs.RFLAGS&rflagsIF == 0 {
+		// Only NMI, SMI, INIT or reset end such a halt; juice raises none.
+		vm.stopf(HaltedForever, -1, "vCPU %d halted with interrupts disabled (RFLAGS %#x) at RIP %#x: nothing can wake it",
+			v.ID, v.Regs.RFLAGS, rip)
+		return
+	}
+	for !vm.stopped() {
+		vm.checkTimer(v)
+		if c.irqPending() {
+			return
+		}
+		if !c.timerArmed && vm.irqSources.Load() == 0 {
+			vm.stopf(HaltedForever, -1, "vCPU %d halted at RIP %#x with no interrupt pending, no timer armed and no interrupt source: nothing can wake it",
+				v.ID, rip)
+			return
+		}
+		if c.timerArmed {
+			// The runtime timer may have fired a little early by the
+			// VM's clock (or its wake-up was consumed by a spurious
+			// return): make sure one more wake-up comes.
+			if rem := c.timerDeadline - vm.clock(); rem > 0 {
+				c.timer.Reset(time.Duration(rem))
+			}
+		}
+		<-c.wake
+	}
+}

@@ -1,0 +1,302 @@
+package vmm
+
+import (
+	"runtime"
+)
+
+// The vCPU run loop and exit dispatch.
+//
+// Per iteration: raise the hypercall timer's vector if due, deliver a
+// pending interrupt (or ask for an interrupt window), mark the cached
+// system state stale, enter the guest (backend.Run), count the exit and
+// dispatch it. Nothing on this path allocates (no fmt, no errors.New, no
+// boxing, no closures; the MMIO decoder allocates only on a decode-cache
+// miss), no lock is held across backend.Run, and every handler does
+// bounded work: string instructions move at most maxStringPerExit
+// elements, page walks are at most five levels, instruction fetches at
+// most 15 bytes. Only stopping the VM allocates (its message), and the VM
+// is over then.
+//
+// Instruction completion: an emulated instruction advances RIP by its
+// length, v.Exit.InstrLen when the backend knows it, else decoded from
+// the bytes at RIP, which must be the instruction the exit reports. If
+// they are not (another vCPU rewrote them between the exit and the
+// fetch), nothing is emulated and the guest re-executes what is there.
+// Single-stepping (RFLAGS.TF) over an emulated instruction does not raise
+// #DB yet.
+
+// RunVCPU runs v until the VM stops and returns why it stopped. It is
+// what StartVCPU's goroutine runs; call it directly only for a vCPU that
+// was not started.
+func (vm *VM) RunVCPU(v *VCPU) StopReason {
+	for !vm.stopped() {
+		vm.step(v)
+	}
+	return StopReason(vm.state.Load())
+}
+
+// step runs one guest entry and handles its exit.
+func (vm *VM) step(v *VCPU) {
+	vm.checkTimer(v)
+	vm.deliver(v)
+	v.SRegsValid = false
+	if err := v.backend.Run(v); err != nil {
+		vm.stopf(Error, -1, "vCPU %d: guest entry failed: %v", v.ID, err)
+		return
+	}
+	vm.dispatch(v)
+}
+
+// dispatch handles the exit in v.Exit.
+func (vm *VM) dispatch(v *VCPU) {
+	e := &v.Exit
+	r := e.Reason
+	if int(r) < len(v.Exits) {
+		v.Exits[r]++
+	}
+	switch r {
+	case ExitNone, ExitIntrWindow, ExitExtIntr:
+		// Nothing to emulate: the next iteration delivers interrupts
+		// and the host's interrupt was taken when the backend re-enabled
+		// interrupts.
+	case ExitIO:
+		vm.handleIO(v)
+	case ExitMMIO:
+		vm.handleMMIO(v)
+	case ExitCPUID:
+		if n, ok := vm.instrLen(v); ok {
+			a, b, c, d := vm.cpuid.Lookup(uint32(v.ID), uint32(v.Regs.RAX), uint32(v.Regs.RCX))
+			v.Regs.RAX, v.Regs.RBX, v.Regs.RCX, v.Regs.RDX = uint64(a), uint64(b), uint64(c), uint64(d)
+			vm.advance(v, n)
+		}
+	case ExitRDMSR:
+		if n, ok := vm.instrLen(v); ok {
+			val, ok := vm.rdmsr(v, uint32(v.Regs.RCX))
+			if !ok {
+				v.InjectException(VectorGP, 0)
+				return
+			}
+			v.Regs.RAX, v.Regs.RDX = val&0xffffffff, val>>32
+			vm.advance(v, n)
+		}
+	case ExitWRMSR:
+		if n, ok := vm.instrLen(v); ok {
+			val := v.Regs.RDX<<32 | v.Regs.RAX&0xffffffff
+			if !vm.wrmsr(v, uint32(v.Regs.RCX), val) {
+				v.InjectException(VectorGP, 0)
+				return
+			}
+			vm.advance(v, n)
+		}
+	case ExitHLT:
+		if n, ok := vm.instrLen(v); ok {
+			rip := v.Regs.RIP
+			vm.advance(v, n)
+			vm.halt(v, rip)
+		}
+	case ExitHypercall:
+		if n, ok := vm.instrLen(v); ok {
+			vm.hypercall(v)
+			vm.advance(v, n)
+		}
+	case ExitPause:
+		if n, ok := vm.instrLen(v); ok {
+			vm.advance(v, n)
+		}
+		runtime.Gosched() // a spinning guest: let other goroutines run
+	case ExitException:
+		// Intercepted guest exceptions (#AC, #DB: intercepted so that a
+		// guest cannot loop the CPU in microcode delivering them) go back
+		// to the guest. #PF intercepts carry the address in Info2.
+		if e.Vector == VectorPF {
+			v.InjectPageFault(e.Info2, e.ErrCode)
+		} else if e.Vector < 32 {
+			v.InjectException(e.Vector, e.ErrCode)
+		} else {
+			vm.stopf(Error, -1, "vCPU %d: backend reported exception vector %d", v.ID, e.Vector)
+		}
+	case ExitShutdown:
+		vm.stopf(Shutdown, -1, "vCPU %d shut down (triple fault) at RIP %#x (exit code %#x, info %#x/%#x)",
+			v.ID, v.Regs.RIP, e.Raw, e.Info1, e.Info2)
+	case ExitInvalid:
+		n := min(int(e.DetailLen), len(e.Detail))
+		vm.stopf(Error, -1, "vCPU %d: guest entry failed at RIP %#x: %s", v.ID, v.Regs.RIP, string(e.Detail[:n]))
+	default:
+		vm.stopf(Fault, -1, "vCPU %d: unhandled exit %s (backend code %#x, info %#x/%#x) at RIP %#x",
+			v.ID, r, e.Raw, e.Info1, e.Info2, v.Regs.RIP)
+	}
+}
+
+// handleIO handles ExitIO.
+func (vm *VM) handleIO(v *VCPU) {
+	e := &v.Exit
+	if e.String {
+		vm.stringIO(v)
+		return
+	}
+	if e.Size != 1 && e.Size != 2 && e.Size != 4 {
+		vm.stopf(Error, -1, "vCPU %d: backend reported a %d-byte port access", v.ID, e.Size)
+		return
+	}
+	n, ok := vm.instrLen(v)
+	if !ok {
+		return
+	}
+	if e.In {
+		val := uint64(vm.io.In(e.Port, e.Size))
+		switch e.Size {
+		case 1:
+			v.Regs.RAX = v.Regs.RAX&^0xff | val
+		case 2:
+			v.Regs.RAX = v.Regs.RAX&^0xffff | val
+		default:
+			v.Regs.RAX = val // a 32-bit destination zero-extends
+		}
+	} else {
+		vm.io.Out(e.Port, e.Size, uint32(v.Regs.RAX))
+	}
+	vm.advance(v, n)
+}
+
+// advance moves RIP past an emulated instruction of n bytes, wrapping IP
+// or EIP outside 64-bit mode (the mode is looked up only when the
+// addition crosses 64 KiB or 4 GiB).
+func (vm *VM) advance(v *VCPU, n uint64) {
+	old := v.Regs.RIP
+	rip := old + n
+	if old <= 0xffffffff && (rip > 0xffffffff || old <= 0xffff && rip > 0xffff) {
+		switch v.Mode() {
+		case 16:
+			rip &= 0xffff
+		case 32:
+			rip &= 0xffffffff
+		}
+	}
+	v.Regs.RIP = rip
+}
+
+// instrLen returns the length of the instruction whose exit is in v.Exit:
+// the backend's InstrLen, else decoded from the bytes at RIP. ok is false
+// when those bytes are not such an instruction (nothing must be emulated;
+// a fetch fault has been queued or the VM stopped if that was the cause).
+func (vm *VM) instrLen(v *VCPU) (uint64, bool) {
+	if n := v.Exit.InstrLen; n != 0 && n <= 15 {
+		return uint64(n), true
+	}
+	v.syncSRegs()
+	mode := modeOf(&v.SRegs, v.Regs.RFLAGS)
+	n, ff := vm.fetchInstr(v, mode, cplOf(&v.SRegs, v.Regs.RFLAGS))
+	l, st := matchFixed(v.c.fetch[:n], mode, &v.Exit)
+	switch st {
+	case strOK:
+		return uint64(l), true
+	case strTruncated:
+		if ff.st != xlOK {
+			vm.raiseFault(v, &ff, "instruction fetch")
+		}
+	}
+	return 0, false
+}
+
+// matchFixed checks that b starts with the instruction exit e reports
+// (CPUID, RDMSR, WRMSR, HLT, VMCALL/VMMCALL, PAUSE, IN/OUT), possibly with
+// prefixes, and returns its length.
+func matchFixed(b []byte, mode int, e *Exit) (int, int) {
+	i, rep, opSize16 := 0, false, mode == 16
+	for ; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == 0x26 || c == 0x2e || c == 0x36 || c == 0x3e || c == 0x64 || c == 0x65 || c == 0x67 || c == 0xf0 || c == 0xf2:
+		case c == 0x66:
+			opSize16 = mode != 16
+		case c == 0xf3:
+			rep = true
+		case mode == 64 && c&0xf0 == 0x40:
+		default:
+			goto opcode
+		}
+	}
+	if len(b) >= 15 {
+		return 0, strOther
+	}
+	return 0, strTruncated
+opcode:
+	rest := b[i:]
+	full := len(b) >= 15
+	switch e.Reason {
+	case ExitCPUID:
+		return matchOp(rest, i, full, 0x0f, 0xa2)
+	case ExitRDMSR:
+		return matchOp(rest, i, full, 0x0f, 0x32)
+	case ExitWRMSR:
+		return matchOp(rest, i, full, 0x0f, 0x30)
+	case ExitHLT:
+		return matchOp(rest, i, full, 0xf4)
+	case ExitHypercall:
+		if len(rest) >= 3 && rest[2] == 0xd9 {
+			return matchOp(rest, i, full, 0x0f, 0x01, 0xd9) // VMMCALL
+		}
+		return matchOp(rest, i, full, 0x0f, 0x01, 0xc1) // VMCALL
+	case ExitPause:
+		if !rep {
+			return 0, strOther
+		}
+		return matchOp(rest, i, full, 0x90)
+	case ExitIO:
+		size := uint8(4)
+		if opSize16 {
+			size = 2
+		}
+		c := rest[0]
+		if c&1 == 0 {
+			size = 1
+		}
+		in := c&2 == 0
+		switch {
+		case c >= 0xe4 && c <= 0xe7:
+			if len(rest) < 2 {
+				if full {
+					return 0, strOther
+				}
+				return 0, strTruncated
+			}
+			if in != e.In || size != e.Size || uint16(rest[1]) != e.Port {
+				return 0, strOther
+			}
+			return i + 2, strOK
+		case c >= 0xec && c <= 0xef:
+			if in != e.In || size != e.Size {
+				return 0, strOther
+			}
+			return i + 1, strOK
+		}
+	}
+	return 0, strOther
+}
+
+// matchOp matches opcode bytes want at the start of rest (which starts at
+// offset i of the fetched bytes; full: all 15 bytes were fetched).
+func matchOp(rest []byte, i int, full bool, want ...byte) (int, int) {
+	if len(rest) < len(want) {
+		if bytesPrefix(rest, want) && !full {
+			return 0, strTruncated
+		}
+		return 0, strOther
+	}
+	if !bytesPrefix(want, rest) {
+		return 0, strOther
+	}
+	return i + len(want), strOK
+}
+
+// bytesPrefix reports whether p is a prefix of b.
+func bytesPrefix(p, b []byte) bool {
+	if len(p) > len(b) {
+		return false
+	}
+	for i := range p {
+		if p[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
