@@ -39,10 +39,6 @@ const (
 	pauseFilterCount = 3000
 )
 
-// Reflected exceptions: intercepted only to keep the host in control; the
-// backend queues them back into the guest.
-const reflectedExceptions = 1<<1 | 1<<17
-
 // Initial x87/SSE state of a guest (FXSAVE layout): FCW after FINIT and
 // MXCSR at reset, every exception masked.
 const (
@@ -239,11 +235,11 @@ const vcpuPages = 3
 //     the host's. INVD: it would drop the host's dirty cache lines.
 //   - MONITOR, MWAIT: the core does not offer them (they exit as
 //     ExitUnhandled).
-//   - #MC: machine checks are the host's. #DB and #AC: a guest can make
-//     their delivery loop forever without an exit (CVE-2015-8104,
-//     CVE-2015-5307); intercepting them keeps the host in control. Run
-//     queues them straight back into v.Pending, so the core only sees an
-//     ExitException it may ignore.
+//   - #MC: machine checks are the host's (they exit as ExitException
+//     vector 18, which must not be reflected into the guest). #DB and #AC:
+//     a guest can make their delivery loop forever without an exit
+//     (CVE-2015-8104, CVE-2015-5307); intercepting them keeps the host in
+//     control, and the core reflects them (ExitException).
 //   - PAUSE, only with the PAUSE filter (after 3000 PAUSEs).
 //
 // Not intercepted: CR and DR accesses (nested paging makes them the
@@ -322,6 +318,10 @@ func (c *VCPU) setup(v *vmm.VCPU) {
 
 	c.loadSRegs(&v.SRegs, v.Regs.RFLAGS)
 	v.SRegsDirty = false
+	if v.MSRDirty { // else the reset values above stand
+		c.loadMSRs(&v.MSR)
+		v.MSRDirty = false
+	}
 	m.SetRAX(v.Regs.RAX)
 	m.SetRSP(v.Regs.RSP)
 	m.SetRIP(v.Regs.RIP)
@@ -364,22 +364,42 @@ func (c *VCPU) loadSRegs(s *vmm.SRegs, rflags uint64) {
 	m.SetCPL(guestCPL(s.CR0, rflags, s.SS))
 }
 
+// loadMSRs copies the core's MSR state into the VMCB: the SYSCALL and
+// SYSENTER MSRs and KernelGSBase (which VMLOAD puts in the CPU), the
+// guest PAT (G_PAT, used with nested paging) and the TSC offset.
+func (c *VCPU) loadMSRs(s *vmm.MSRState) {
+	m := c.vmcb
+	m.SetSTAR(s.STAR)
+	m.SetLSTAR(s.LSTAR)
+	m.SetCSTAR(s.CSTAR)
+	m.SetSFMASK(s.SFMASK)
+	m.SetKernelGSBase(s.KernelGSBase)
+	m.SetSysenterCS(s.SysenterCS)
+	m.SetSysenterESP(s.SysenterESP)
+	m.SetSysenterEIP(s.SysenterEIP)
+	m.SetGPAT(s.PAT)
+	m.SetTSCOffset(s.TSCOffset)
+}
+
 // Run enters the guest and returns at its next exit, with v.Regs and
 // v.Exit filled. v.SRegs is loaded first when v.SRegsDirty (after
-// CheckState: an illegal state gives ExitInvalid without entering), and
-// v.Pending is injected when v.HasPending (an exception's error code is
-// dropped in real mode, where none is pushed). After the exit:
+// CheckState: an illegal state gives ExitInvalid without entering), v.MSR
+// when v.MSRDirty, and v.Pending is injected when v.HasPending (an
+// exception's error code is dropped in real mode, where none is pushed).
+// After the exit:
 //
 //   - v.SRegsValid is cleared (the guest may have changed its state; call
 //     GetSRegs);
+//   - v.MSR.KernelGSBase is refreshed from the VMCB: SWAPGS changes it
+//     without an MSR exit (the other MSRState fields change only through
+//     intercepted WRMSRs);
 //   - an event whose delivery the exit interrupted (EXITINTINFO) is put
 //     back into v.Pending, so it is not lost; INTn and the INT3/INTO
 //     exceptions are not, since the guest's RIP still points at the
 //     instruction and re-executing it delivers them again;
 //   - when VMRUN itself failed, the event it was to inject stays pending;
-//   - an intercepted #DB or #AC is queued back into v.Pending (unless an
-//     interrupted event was re-queued: delivering that again re-raises it);
-//   - an ExitIntrWindow cancels the window request.
+//   - after an ExitIntrWindow the window request stays armed until
+//     RequestInterruptWindow(false), as the core expects.
 //
 // Run returns an error only for a closed vCPU.
 func (c *VCPU) Run(v *vmm.VCPU) error {
@@ -389,11 +409,16 @@ func (c *VCPU) Run(v *vmm.VCPU) error {
 	m := c.vmcb
 	if v.SRegsDirty {
 		if msg := checkState(&v.SRegs); msg != "" {
+			v.Exit = vmm.Exit{}
 			setDetail2(&v.Exit, msgPrefixInvl, msg)
 			return nil
 		}
 		c.loadSRegs(&v.SRegs, v.Regs.RFLAGS)
 		v.SRegsDirty = false
+	}
+	if v.MSRDirty {
+		c.loadMSRs(&v.MSR)
+		v.MSRDirty = false
 	}
 	m.SetRAX(v.Regs.RAX)
 	m.SetRSP(v.Regs.RSP)
@@ -408,6 +433,7 @@ func (c *VCPU) Run(v *vmm.VCPU) error {
 		}
 		code, ok := EncodeEvent(e)
 		if !ok {
+			v.Exit = vmm.Exit{}
 			setDetail2(&v.Exit, detailBadEvent, "")
 			return nil
 		}
@@ -431,6 +457,7 @@ func (c *VCPU) Run(v *vmm.VCPU) error {
 	v.Regs.RIP = m.RIP()
 	v.Regs.RFLAGS = m.RFLAGS()
 	v.SRegsValid = false
+	v.MSR.KernelGSBase = m.KernelGSBase()
 
 	raw := RawExit{
 		Code: m.ExitCode(), Info1: m.ExitInfo1(), Info2: m.ExitInfo2(),
@@ -449,13 +476,12 @@ func (c *VCPU) Run(v *vmm.VCPU) error {
 		}
 		return nil
 	case vmm.ExitIntrWindow:
-		c.RequestInterruptWindow(false)
+		if c.window { // re-arm, whatever the CPU did with V_IRQ
+			c.RequestInterruptWindow(true)
+		}
 	}
 	if e, ok := DecodeEvent(raw.IntInfo); ok && requeue(e) {
 		v.Pending, v.HasPending = e, true
-	} else if v.Exit.Reason == vmm.ExitException && reflectedExceptions&(1<<v.Exit.Vector) != 0 {
-		v.Pending = vmm.Event{Kind: vmm.EventException, Vector: v.Exit.Vector, HasErr: v.Exit.HasErr, ErrCode: v.Exit.ErrCode}
-		v.HasPending = true
 	}
 	return nil
 }
@@ -498,9 +524,10 @@ func (c *VCPU) diagnoseInvalid(inj uint64) string {
 	return ""
 }
 
-// setDetail2 makes out an ExitInvalid whose Detail is a then b (cut to fit).
+// setDetail2 makes out an ExitInvalid whose Detail is a then b (cut to
+// fit), keeping Raw, Info1 and Info2.
 func setDetail2(out *vmm.Exit, a, b string) {
-	*out = vmm.Exit{Reason: vmm.ExitInvalid}
+	*out = vmm.Exit{Reason: vmm.ExitInvalid, Raw: out.Raw, Info1: out.Info1, Info2: out.Info2}
 	n := copy(out.Detail[:], a)
 	n += copy(out.Detail[n:], b)
 	out.DetailLen = uint8(n)
@@ -539,7 +566,8 @@ func (c *VCPU) CanInjectInterrupt(v *vmm.VCPU) bool {
 // can take an interrupt (on), or cancels the request (off). It posts a
 // virtual interrupt (V_IRQ, ignoring V_TPR) with the VINTR intercept set:
 // the CPU exits instead of delivering it once the guest's IF is set and no
-// shadow is active. Run cancels the request when the window exit comes.
+// shadow is active. The request stays armed across window exits (every
+// later window gives another exit) until it is cancelled.
 func (c *VCPU) RequestInterruptWindow(on bool) {
 	m := c.vmcb
 	const bits = VIntrIRQ | VIntrIgnTPR | VIntrPrioMask

@@ -151,7 +151,6 @@ func TestEnable(t *testing.T) {
 func TestNewVCPUSetsUpTheVMCB(t *testing.T) {
 	s := long64()
 	s.CR8 = 5
-	s.SS.Attr |= 0 // DPL 0
 	e := newEnv(t, Caps{Present: true, NPT: true, NASID: 16, PauseFilter: true, FlushByASID: true}, s)
 	m := e.c.VMCB()
 	misc1, misc2 := m.InterceptMisc1(), m.InterceptMisc2()
@@ -396,25 +395,61 @@ func TestRunRequeuesInterruptedEvent(t *testing.T) {
 	}
 }
 
-func TestRunReflectsDBAndAC(t *testing.T) {
+func TestRunLeavesExceptionsToTheCore(t *testing.T) {
+	// #DB, #AC and #MC exits are reported; reflecting #DB and #AC is the
+	// core's job (InjectException), so the backend queues nothing.
+	for _, vec := range []uint64{1, 17, 18} {
+		e := newEnv(t, qemuCaps, long64())
+		e.f.exit = exitWith(ExitExcpBase+vec, 0, 0)
+		e.c.Run(e.v)
+		if e.v.Exit.Reason != vmm.ExitException || e.v.Exit.Vector != uint8(vec) || e.v.HasPending {
+			t.Errorf("vector %d: %v vector %d pending %v", vec, e.v.Exit.Reason, e.v.Exit.Vector, e.v.HasPending)
+		}
+	}
+}
+
+func TestMSRState(t *testing.T) {
 	e := newEnv(t, qemuCaps, long64())
-	e.f.exit = exitWith(ExitExcpBase+17, 0, 0)
-	e.c.Run(e.v)
-	if e.v.Exit.Reason != vmm.ExitException || !e.v.HasPending ||
-		e.v.Pending != (vmm.Event{Kind: vmm.EventException, Vector: 17, HasErr: true}) {
-		t.Errorf("#AC: %v pending %v %+v", e.v.Exit.Reason, e.v.HasPending, e.v.Pending)
+	m := e.c.VMCB()
+	if m.GPAT() != DefaultGPAT {
+		t.Errorf("G_PAT without MSR state: %#x", m.GPAT())
 	}
-	e.v.HasPending = false
-	e.f.exit = exitWith(ExitExcpBase+1, 0, 0)
-	e.c.Run(e.v)
-	if !e.v.HasPending || e.v.Pending != (vmm.Event{Kind: vmm.EventException, Vector: 1}) {
-		t.Errorf("#DB: pending %v %+v", e.v.HasPending, e.v.Pending)
+	e.v.MSR = vmm.MSRState{STAR: 1, LSTAR: 2, CSTAR: 3, SFMASK: 4, KernelGSBase: 5,
+		SysenterCS: 6, SysenterESP: 7, SysenterEIP: 8, PAT: 0x0606060606060606, TSCOffset: 0xffff_ffff_ffff_0000}
+	e.v.MSRDirty = true
+	e.f.exit = func(m VMCB, _ *vmm.Regs) {
+		m.SetExitCode(ExitHLT)
+		m.SetKernelGSBase(0xffff_8880_0000_0000) // the guest ran SWAPGS
 	}
-	e.v.HasPending = false
-	e.f.exit = exitWith(ExitExcpBase+18, 0, 0)
 	e.c.Run(e.v)
-	if e.v.HasPending {
-		t.Error("#MC was reflected into the guest")
+	if m.STAR() != 1 || m.LSTAR() != 2 || m.CSTAR() != 3 || m.SFMASK() != 4 ||
+		m.SysenterCS() != 6 || m.SysenterESP() != 7 || m.SysenterEIP() != 8 ||
+		m.GPAT() != 0x0606060606060606 || m.TSCOffset() != 0xffff_ffff_ffff_0000 {
+		t.Error("MSR state not loaded into the VMCB")
+	}
+	if e.v.MSRDirty {
+		t.Error("MSRDirty not cleared")
+	}
+	if e.v.MSR.KernelGSBase != 0xffff_8880_0000_0000 {
+		t.Errorf("KernelGSBase not refreshed after the exit: %#x", e.v.MSR.KernelGSBase)
+	}
+	// Not dirty: the VMCB keeps what the guest has.
+	m.SetSTAR(99)
+	e.c.Run(e.v)
+	if m.STAR() != 99 {
+		t.Error("clean MSR state reloaded")
+	}
+	// NewVCPU loads dirty MSR state.
+	host := testHost(t, 16*mib)
+	b, _ := New(qemuCaps, host)
+	ram, hpa, _ := host.AllocPages(16)
+	v := &vmm.VCPU{SRegs: long64(), MSR: vmm.MSRState{PAT: 0x0007040600070406, LSTAR: 0x1234}, MSRDirty: true}
+	be, err := b.NewVCPU(&vmm.VM{Mem: vmm.NewGuestMemory(ram, hpa)}, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if be.(*VCPU).VMCB().LSTAR() != 0x1234 || v.MSRDirty {
+		t.Error("NewVCPU did not load the MSR state")
 	}
 }
 
@@ -438,8 +473,8 @@ func TestRunInvalid(t *testing.T) {
 	}
 	e.c.Run(e.v)
 	d = string(e.v.Exit.Detail[:e.v.Exit.DetailLen])
-	if !strings.Contains(d, "CR4.PAE") {
-		t.Errorf("detail %q does not name CR4.PAE", d)
+	if !strings.Contains(d, "CR4.PAE") || e.v.Exit.Raw != ExitInvalid {
+		t.Errorf("detail %q does not name CR4.PAE, or Raw %#x lost", d, e.v.Exit.Raw)
 	}
 	e.f.exit = func(m VMCB, _ *vmm.Regs) {
 		m.SetExitCode(ExitInvalid)
@@ -507,16 +542,26 @@ func TestInterruptWindow(t *testing.T) {
 	if m.VIntr()&VIntrMasking == 0 {
 		t.Error("window request cleared V_INTR_MASKING")
 	}
-	e.f.exit = exitWith(ExitVIntr, 0, 0)
+	e.f.exit = func(m VMCB, _ *vmm.Regs) {
+		m.SetExitCode(ExitVIntr)
+		m.SetVIntr(m.VIntr() &^ VIntrIRQ) // whatever the CPU does with V_IRQ
+	}
 	e.c.Run(e.v)
 	if e.v.Exit.Reason != vmm.ExitIntrWindow {
 		t.Errorf("exit %v", e.v.Exit.Reason)
 	}
-	if m.VIntr()&VIntrIRQ != 0 || m.InterceptMisc1()&InterceptVINTR != 0 {
-		t.Error("window exit did not cancel the request")
+	if m.VIntr()&VIntrIRQ == 0 || m.InterceptMisc1()&InterceptVINTR == 0 {
+		t.Error("the window request did not stay armed after the window exit")
 	}
-	e.c.RequestInterruptWindow(true)
 	e.c.RequestInterruptWindow(false)
+	if m.VIntr() != VIntrMasking || m.InterceptMisc1()&InterceptVINTR != 0 {
+		t.Errorf("cancel: V_INTR %#x", m.VIntr())
+	}
+	// A VINTR exit after the cancel (a stale one) arms nothing.
+	e.c.Run(e.v)
+	if m.VIntr()&VIntrIRQ != 0 || m.InterceptMisc1()&InterceptVINTR != 0 {
+		t.Error("a window exit re-armed a cancelled request")
+	}
 	if m.VIntr() != VIntrMasking || m.InterceptMisc1()&InterceptVINTR != 0 {
 		t.Errorf("cancel: V_INTR %#x", m.VIntr())
 	}

@@ -38,7 +38,7 @@ func TestIOPMBitPositions(t *testing.T) {
 		{0x0080, 1, [][2]int{{0x10, 0}}},
 		{0x03f8, 8, [][2]int{{0x7f, 0}, {0x7f, 1}, {0x7f, 2}, {0x7f, 3}, {0x7f, 4}, {0x7f, 5}, {0x7f, 6}, {0x7f, 7}}},
 		{0x0cf9, 2, [][2]int{{0x19f, 1}, {0x19f, 2}}},
-		{0x8000, 1, [][2]int{{0x1000, 0}}}, // first bit of the second page
+		{0x8000, 1, [][2]int{{0x1000, 0}}},                                        // first bit of the second page
 		{0xfffe, 4, [][2]int{{0x1fff, 6}, {0x1fff, 7}, {0x2000, 0}, {0x2000, 1}}}, // into the spill bits
 		{0xffff, 4, [][2]int{{0x1fff, 7}, {0x2000, 0}, {0x2000, 1}, {0x2000, 2}}},
 	} {
