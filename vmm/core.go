@@ -126,8 +126,8 @@ func (v *VCPU) Reset() {
 		FS:   data,
 		GS:   data,
 		SS:   data,
-		TR:   Segment{Attr: SegP | 0xb, Limit: 0xffff},  // busy 32-bit TSS
-		LDTR: Segment{Attr: SegP | 0x2, Limit: 0xffff},  // LDT
+		TR:   Segment{Attr: SegP | 0xb, Limit: 0xffff}, // busy 32-bit TSS
+		LDTR: Segment{Attr: SegP | 0x2, Limit: 0xffff}, // LDT
 		GDTR: Table{Limit: 0xffff},
 		IDTR: Table{Limit: 0xffff},
 		CR0:  0x60000010,

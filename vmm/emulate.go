@@ -173,13 +173,22 @@ func (vm *VM) emulateMMIO(v *VCPU) {
 // ok is false when it has stopped the VM or queued an exception.
 func (vm *VM) decodeMMIO(v *VCPU, mode, n int, ff *fault) (*mmioOp, bool) {
 	inst, err := x86asm.Decode(v.c.fetch[:n], mode)
-	if err != nil {
-		if err == x86asm.ErrTruncated && ff.st != xlOK {
+	// x86asm reports a truncated instruction as a one-byte pseudo
+	// instruction with Op 0 (objdump's "(bad)"), like an unrecognized one.
+	bad := err != nil || inst.Op == 0
+	if bad && n < len(v.c.fetch) && ff.st != xlOK {
+		// Fewer than 15 bytes could be fetched. If the instruction
+		// needs more, the fetch fault is the guest's exception.
+		var pad [15]byte
+		copy(pad[:], v.c.fetch[:n])
+		if full, err := x86asm.Decode(pad[:], mode); err == nil && full.Op != 0 && full.Len > n {
 			vm.raiseFault(v, ff, "instruction fetch")
 			return nil, false
 		}
-		vm.stopf(Fault, -1, "vCPU %d: cannot emulate the instruction at RIP %#x (bytes % x): %v",
-			v.ID, v.Regs.RIP, v.c.fetch[:n], err)
+	}
+	if bad {
+		vm.stopf(Fault, -1, "vCPU %d: cannot emulate the instruction at RIP %#x (bytes % x): not a valid instruction",
+			v.ID, v.Regs.RIP, v.c.fetch[:n])
 		return nil, false
 	}
 	op, verdict := planFromInst(&inst)

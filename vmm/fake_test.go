@@ -40,8 +40,9 @@ type fakeStep struct {
 	// rip, if setRIP, is the guest RIP at this exit.
 	rip    uint64
 	setRIP bool
-	// pre, if set, runs before the exit is reported (built once, not
-	// per exit: calling it allocates nothing).
+	// pre, if set, runs after the exit is filled in, to set registers or
+	// change the exit (built once, not per exit: calling it allocates
+	// nothing).
 	pre func(v *VCPU)
 }
 
@@ -126,10 +127,10 @@ func (f *fakeVCPU) Run(v *VCPU) error {
 	if s.setRIP {
 		v.Regs.RIP = s.rip
 	}
+	v.Exit = s.exit
 	if s.pre != nil {
 		s.pre(v)
 	}
-	v.Exit = s.exit
 	return nil
 }
 
@@ -194,7 +195,7 @@ func fakeCPUID(vendor string) CPUIDFunc {
 		case 0x80000001:
 			return 0x00a00f11, 0x20000000, 0xffffffff, 0xffffffff
 		case 0x80000002, 0x80000003, 0x80000004:
-			s := []byte("Fake CPU @ 1.00GHz, brand string padded......")
+			s := []byte("Fake CPU @ 1.00GHz, a brand string padded to 48 bytes.")[:48]
 			o := (leaf - 0x80000002) * 16
 			w := func(i uint32) uint32 { return binary.LittleEndian.Uint32(s[o+i : o+i+4]) }
 			return w(0), w(4), w(8), w(12)
@@ -253,7 +254,7 @@ func newTestVM(tb testing.TB, cfg Config) *testVM {
 func (t *testVM) fake(id int) *fakeVCPU { return t.be.vcpus[id] }
 
 // script sets vCPU id's exits.
-func (t *testVM) script(id int, steps ...fakeStep) { t.fake(id).script = steps }
+func (t *testVM) script(id int, steps ...fakeStep) { t.fake(id).script, t.fake(id).pos = steps, 0 }
 
 // wantStop checks the VM stopped with reason and a message containing sub.
 func (t *testVM) wantStop(tb testing.TB, reason StopReason, sub string) {
@@ -330,7 +331,7 @@ func setLong64(v *VCPU, pt *pageTables) {
 	code := Segment{Selector: 8, Attr: SegP | SegS | SegL | SegG | 0xb}
 	data := Segment{Selector: 0x10, Attr: SegP | SegS | SegDB | SegG | 0x3}
 	v.SRegs = SRegs{CS: code, DS: data, ES: data, FS: data, GS: data, SS: data,
-		TR: Segment{Attr: SegP | 0xb, Limit: 0x67},
+		TR:  Segment{Attr: SegP | 0xb, Limit: 0x67},
 		CR0: cr0PE | cr0PG | cr0WP | 1<<4, CR3: pt.root, CR4: cr4PAE, EFER: eferLME | eferLMA | eferNXE | eferSCE}
 	v.Regs.RFLAGS = rflagsFixed
 	v.SRegsValid, v.SRegsDirty = true, true

@@ -15,8 +15,8 @@ package vmm
 // Backends load it before guest entry and store it after every exit.
 type Regs struct {
 	RAX, RBX, RCX, RDX, RSI, RDI, RBP, RSP uint64
-	R8, R9, R10, R11, R12, R13, R14, R15  uint64
-	RIP, RFLAGS                           uint64
+	R8, R9, R10, R11, R12, R13, R14, R15   uint64
+	RIP, RFLAGS                            uint64
 }
 
 // Segment is a segment register in the form both backends can express.

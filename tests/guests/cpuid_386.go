@@ -4,8 +4,9 @@ package main
 func cpuid()
 
 // cpuidSignature is what leaf 0x40000000's signature (EBX, ECX, EDX)
-// must start with.
-var cpuidSignature = "juice"
+// must start with: juice's vmm.HypervisorSignature (mkguest's tests keep
+// the two equal).
+var cpuidSignature = "juicejuiceHV"
 
 // cpuidSig receives leaf 0x40000000's 12-byte signature.
 var cpuidSig [12]byte

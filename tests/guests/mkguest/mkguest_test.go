@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"juice/vmm"
 )
 
 // The checks below read Convert's output with their own minimal parser
@@ -371,6 +373,21 @@ func TestNamesMatchSources(t *testing.T) {
 	}
 	for n := range onDisk {
 		t.Errorf("%s_386.s is not in Names", n)
+	}
+}
+
+// The cpuid guest checks for the signature juice's core returns.
+func TestCPUIDSignature(t *testing.T) {
+	src, err := os.ReadFile("../cpuid_386.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^var cpuidSignature = "([^"]*)"$`).FindSubmatch(src)
+	if m == nil {
+		t.Fatal("no cpuidSignature in cpuid_386.go")
+	}
+	if string(m[1]) != vmm.HypervisorSignature {
+		t.Errorf("cpuid guest checks %q, juice returns %q", m[1], vmm.HypervisorSignature)
 	}
 }
 
