@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"strings"
 	"sync"
 
 	"juice/cpu"
@@ -71,11 +72,13 @@ func runBundle(archive []byte) int {
 
 // report prints one VM's end on juice's console.
 func report(r vmResult, vm *vmm.VM) {
+	// The core's messages name the VM already; say it once.
+	r.msg = strings.TrimPrefix(r.msg, fmt.Sprintf("vm %q: ", r.name))
 	switch r.reason {
 	case vmm.Exited:
 		log.Printf("juice: vm %s: exited with status %d", r.name, r.status)
 	case vmm.Shutdown:
-		log.Printf("juice: vm %s: shut down (triple fault): %s", r.name, r.msg)
+		log.Printf("juice: vm %s: shut down: %s", r.name, r.msg)
 	case vmm.Fault:
 		log.Printf("juice: vm %s: fault: %s", r.name, r.msg)
 	default:
