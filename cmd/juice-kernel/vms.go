@@ -78,7 +78,7 @@ func report(r vmResult, vm *vmm.VM) {
 	case vmm.Exited:
 		log.Printf("juice: vm %s: exited with status %d", r.name, r.status)
 	case vmm.Shutdown:
-		log.Printf("juice: vm %s: shut down: %s", r.name, r.msg)
+		log.Printf("juice: vm %s: shut down (triple fault): %s", r.name, r.msg)
 	case vmm.Fault:
 		log.Printf("juice: vm %s: fault: %s", r.name, r.msg)
 	default:
