@@ -326,3 +326,50 @@ func TestGuestsBare(t *testing.T) {
 		})
 	}
 }
+
+// The exit path allocates nothing: spin makes ~50,000 port-I/O exits and
+// juice reports the heap allocations it made while that VM ran (the few
+// left are its start and end messages).
+func TestVMExitPathAllocations(t *testing.T) {
+	t.Parallel()
+	r := BootVMs(t, launch.Config{Mem: "128M"}, launch.VMSpec{Name: "spin"})
+	r.Expect(VMEnd("spin") + "exited with status 0")
+	stats := r.ExpectMatch("the exit statistics line", func(s string) bool {
+		return strings.HasPrefix(s, VMEnd("spin")) && strings.Contains(s, " exits, ")
+	})
+	var exits, allocs uint64
+	if _, err := fmt.Sscanf(strings.TrimPrefix(stats, VMEnd("spin")), "%d exits, %d heap allocations", &exits, &allocs); err != nil {
+		t.Fatalf("cannot parse %q: %v", stats, err)
+	}
+	if exits < 50000 {
+		t.Errorf("only %d exits; spin makes 50,000 port reads", exits)
+	}
+	if allocs > 16 {
+		t.Errorf("%d heap allocations over %d exits: the exit path allocates", allocs, exits)
+	}
+	r.ExpectExit(0)
+}
+
+// A VM whose kernel is missing from the bundle, or does not fit in its
+// RAM, is reported by name; the other VMs still start and run.
+func TestVMBadBundleEntries(t *testing.T) {
+	t.Parallel()
+	garbage := filepath.Join(t.TempDir(), "garbage.elf")
+	if err := os.WriteFile(garbage, []byte(strings.Repeat("not a kernel ", 1000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := BootVMs(t, launch.Config{Mem: "128M"},
+		launch.VMSpec{Name: "hello"},
+		launch.VMSpec{Name: "toobig", Kernel: Guest(t, "modes"), Memory: "1M"},
+		launch.VMSpec{Name: "garbage", Kernel: garbage, Memory: "16M"})
+	r.Expect(GuestLine("hello", "hello from guest"))
+	r.Expect(VMEnd("hello") + "exited with status 0")
+	r.ExpectExit(0)
+	// modes is linked at 1 MiB: in 1 MiB of RAM it cannot fit.
+	if f := r.Find(VMEnd("toobig") + "kernel "); len(f) == 0 {
+		t.Errorf("no line names VM toobig and its problem")
+	}
+	if f := r.Find(VMEnd("garbage") + "kernel "); len(f) == 0 || !strings.Contains(f[0], "multiboot") && !strings.Contains(f[0], "format") {
+		t.Errorf("no line names VM garbage and its unrecognised image: %q", f)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -19,9 +20,10 @@ import (
 // vmResult is how one VM of the bundle ended.
 type vmResult struct {
 	name   string
-	reason vmm.StopReason
-	status int
-	msg    string
+	reason  vmm.StopReason
+	status  int
+	msg     string
+	mallocs uint64 // heap allocations juice made while the VM ran
 }
 
 // runBundle starts every VM of the bundle in the first boot module and
@@ -56,8 +58,12 @@ func runBundle(archive []byte) int {
 		wg.Add(1)
 		go func(i int, vm *vmm.VM) {
 			defer wg.Done()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
 			reason, status, msg := vm.Run()
-			results[i] = vmResult{name: vm.Name, reason: reason, status: status, msg: msg}
+			runtime.ReadMemStats(&after)
+			results[i] = vmResult{name: vm.Name, reason: reason, status: status, msg: msg,
+				mallocs: after.Mallocs - before.Mallocs}
 			report(results[i], vm)
 			vm.Close()
 		}(i, vm)
@@ -90,7 +96,7 @@ func report(r vmResult, vm *vmm.VM) {
 			exits += n
 		}
 	}
-	log.Printf("juice: vm %s: %d exits", r.name, exits)
+	log.Printf("juice: vm %s: %d exits, %d heap allocations by juice while it ran", r.name, exits, r.mallocs)
 }
 
 // buildVM creates one VM: RAM, the guest image, COM1 and the exit port.
