@@ -44,6 +44,7 @@ const (
 	VectorGP = 13 // general protection
 	VectorPF = 14 // page fault
 	VectorAC = 17 // alignment check
+	VectorMC = 18 // machine check
 )
 
 // errCodeVectors has bit v set for the exceptions that push an error code
@@ -64,9 +65,9 @@ type vcpuCore struct {
 	// interrupt is raised, the timer fires or the VM stops; a halted vCPU
 	// blocks on it.
 	wake chan struct{}
-	// timer is created once (New) and Reset per arming; its callback only
-	// signals wake. The loop itself decides, from timerDeadline on the
-	// VM's clock, when the timer interrupt is due.
+	// timer is created once (New) and Reset each time a halted vCPU
+	// sleeps until timerDeadline; the loop itself decides, from the VM's
+	// clock, when the timer interrupt is due (checkTimer).
 	timer         *time.Timer
 	timerArmed    bool
 	timerVector   uint8
@@ -92,7 +93,7 @@ type vcpuCore struct {
 // init sets up the channel and the timer (setup time: allocates).
 func (c *vcpuCore) init(v *VCPU) {
 	c.wake = make(chan struct{}, 1)
-	c.timer = time.AfterFunc(time.Hour, c.kick)
+	c.timer = time.NewTimer(time.Hour)
 	c.timer.Stop()
 }
 

@@ -73,9 +73,9 @@ type CPUIDFunc func(leaf, subleaf uint32) (eax, ebx, ecx, edx uint32)
 // CPUIDEntry is one guest CPUID result. Indexed entries match on Subleaf
 // too; for the others ECX is ignored.
 type CPUIDEntry struct {
-	Leaf, Subleaf      uint32
-	Indexed            bool
-	EAX, EBX, ECX, EDX uint32
+	Leaf, Subleaf      uint32 // EAX and ECX on input
+	Indexed            bool   // the leaf has subleaves (4, 7, 0xB, 0x1F)
+	EAX, EBX, ECX, EDX uint32 // the result
 }
 
 // HypervisorSignature is what leaf 4000_0000 returns in EBX, ECX, EDX.

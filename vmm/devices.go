@@ -14,8 +14,10 @@ const DefaultDebugConsolePort = 0xe9
 // exitPort stops the VM with Exited when the guest writes to it.
 type exitPort struct{ vm *VM }
 
+// In reads all ones.
 func (p *exitPort) In(off uint16, size uint8) uint32 { return 0xffffffff }
 
+// Out stops the VM with the value as exit status.
 func (p *exitPort) Out(off uint16, size uint8, value uint32) {
 	p.vm.stopf(Exited, int(value), "guest exited with status %d (exit port)", value)
 }
@@ -38,6 +40,7 @@ type debugConsole struct {
 // In returns 0xE9, the value Bochs and QEMU use to say the port exists.
 func (d *debugConsole) In(off uint16, size uint8) uint32 { return 0xe9 }
 
+// Out writes the low byte to the console.
 func (d *debugConsole) Out(off uint16, size uint8, value uint32) {
 	d.mu.Lock()
 	d.buf[0] = byte(value)

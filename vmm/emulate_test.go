@@ -271,7 +271,7 @@ func TestEmulateMMIO64(t *testing.T) {
 		{name: "movsw RAM straddling pages to device", code: []byte{0x66, 0xa5}, gpa: dev + 0x40, write: true,
 			setup: func(v *VCPU) {
 				v.VM.Mem.Write(envDataPA+0xfff, 1, 0x34)
-				v.VM.Mem.Write(envDataPA+0x1000, 1, 0x12)
+				v.VM.Mem.Write(envData1PA, 1, 0x12)
 				v.Regs.RSI, v.Regs.RDI = envDataVA+0xfff, dev+0x40
 			},
 			adv: 2, dev: &devAccess{0x40, 2, 0x1234}, check: wantReg("RSI", rsi, envDataVA+0x1001)},
@@ -505,4 +505,29 @@ func TestDecodeCache(t *testing.T) {
 		runMMIOCase(t, e, mmioCase{gpa: envDevGPA, write: true, setup: regs(func(r *Regs) { r.RAX = envDevGPA }),
 			adv: 3, dev: &devAccess{0, 1, uint64(i)}}, envCodeVA)
 	}
+}
+
+// TestEmulateBadDeviceAccess: accesses that do not fit one device stop
+// the VM.
+func TestEmulateBadDeviceAccess(t *testing.T) {
+	e := newLongEnv(t)
+	small := &recDevice{}
+	if err := e.MMIO().Register(0xd0010000, 4, small); err != nil {
+		t.Fatal(err)
+	}
+	e.pt.map4K(0xd0010000, 0xd0010000, fP|fRW)
+	e.code(t, 0x48, 0x8b, 0x03) // mov rax, [rbx]
+	runMMIOCase(t, e, mmioCase{gpa: 0xd0010000, setup: regs(func(r *Regs) { r.RBX = 0xd0010000 }),
+		stop: "guest-physical address 0xd0010000 (8 bytes) is not RAM or a device"}, envCodeVA)
+	if small.reads != 0 {
+		t.Fatal("the device saw a read wider than itself")
+	}
+
+	// MOVSW from the device to a word that straddles RAM and device memory.
+	e = newLongEnv(t)
+	e.pt.map4K(0x900000, 0x50000, fP|fRW)
+	e.pt.map4K(0x901000, envDevGPA+0x1000, fP|fRW)
+	e.code(t, 0x66, 0xa5)
+	runMMIOCase(t, e, mmioCase{gpa: envDevGPA, setup: regs(func(r *Regs) { r.RSI, r.RDI = envDevGPA, 0x900fff }),
+		stop: "cannot emulate a page-straddling access to device memory"}, envCodeVA)
 }

@@ -74,14 +74,13 @@ func (vm *VM) checkTimer(v *VCPU) {
 }
 
 // armTimer arms the vCPU's one-shot timer: vector is raised after delay
-// (replacing any earlier arming). The runtime timer only wakes a halted
-// vCPU; the loop raises the vector when the VM's clock says so.
+// (replacing any earlier arming). The loop raises the vector when the
+// VM's clock says so; a halted vCPU sleeps on a runtime timer until then.
 func (vm *VM) armTimer(v *VCPU, vector uint8, delay time.Duration) {
 	c := &v.c
 	c.timerVector = vector
 	c.timerDeadline = vm.clock() + int64(delay)
 	c.timerArmed = true
-	c.timer.Reset(delay)
 }
 
 // deliver injects the highest pending interrupt if the guest can take one
@@ -105,12 +104,17 @@ func (vm *VM) deliver(v *VCPU) {
 	}
 }
 
-// halt handles HLT at rip (RIP already past it): returns at once if an interrupt
-// is pending and can be taken, blocks the vCPU goroutine until an
-// interrupt is raised, the timer is due or the VM stops, and stops the VM
-// with HaltedForever when nothing can ever wake the vCPU.
+// halt handles HLT at rip (RIP already past it): returns at once if an
+// event or interrupt is pending and can be taken, blocks the vCPU
+// goroutine until an interrupt is raised, the timer is due or the VM
+// stops, and stops the VM with HaltedForever when nothing can ever wake
+// the vCPU. Blocking allocates nothing: a channel receive, or a select on
+// it and the vCPU's one runtime timer.
 func (vm *VM) halt(v *VCPU, rip uint64) {
 	c := &v.c
+	if v.HasPending {
+		return // an event (re-queued by the backend) is delivered at entry
+	}
 	if v.Regs.RFLAGS&rflagsIF == 0 {
 		// Only NMI, SMI, INIT or reset end such a halt; juice raises none.
 		vm.stopf(HaltedForever, -1, "vCPU %d halted with interrupts disabled (RFLAGS %#x) at RIP %#x: nothing can wake it",
@@ -127,14 +131,22 @@ func (vm *VM) halt(v *VCPU, rip uint64) {
 				v.ID, rip)
 			return
 		}
-		if c.timerArmed {
-			// The runtime timer may have fired a little early by the
-			// VM's clock (or its wake-up was consumed by a spurious
-			// return): make sure one more wake-up comes.
-			if rem := c.timerDeadline - vm.clock(); rem > 0 {
-				c.timer.Reset(time.Duration(rem))
-			}
+		if !c.timerArmed {
+			<-c.wake
+			continue
 		}
-		<-c.wake
+		// Sleep until the deadline by the VM's clock, or a wake-up. (The
+		// runtime timer may fire a little early by that clock: the loop
+		// then sleeps again for the rest.)
+		rem := c.timerDeadline - vm.clock()
+		if rem <= 0 {
+			continue
+		}
+		c.timer.Reset(time.Duration(rem))
+		select {
+		case <-c.wake:
+			c.timer.Stop()
+		case <-c.timer.C:
+		}
 	}
 }

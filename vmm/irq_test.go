@@ -107,14 +107,14 @@ func TestHaltWokenByInterrupt(t *testing.T) {
 		t.Fatal("HLT returned with nothing pending")
 	case <-time.After(50 * time.Millisecond):
 	}
-	if tv.fake(0).runs != 1 {
-		t.Fatalf("%d entries while halted: spinning", tv.fake(0).runs)
-	}
 	tv.Interrupt(0, 0x33)
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("interrupt did not wake the vCPU")
+	}
+	if tv.fake(0).runs != 1 {
+		t.Fatalf("%d entries while halted: spinning", tv.fake(0).runs)
 	}
 	tv.script(0, fakeStep{exit: Exit{Reason: ExitNone}})
 	tv.step(v)

@@ -96,11 +96,16 @@ const (
 // LSTAR, CSTAR, SFMASK, KernelGSBase, SYSENTER_* and g_PAT live in the
 // VMCB and TSCOffset is the VMCB's TSC_OFFSET; on VMX SYSENTER_*, PAT and
 // the TSC offset are VMCS fields and the SYSCALL MSRs go in the MSR-load
-// lists.
+// lists. KernelGSBase also changes without an exit (SWAPGS exchanges it
+// with GS.Base): the backend refreshes it from the hardware after every
+// exit.
 type MSRState struct {
+	// The SYSCALL MSRs and KERNEL_GS_BASE (SWAPGS).
 	STAR, LSTAR, CSTAR, SFMASK, KernelGSBase uint64
-	SysenterCS, SysenterESP, SysenterEIP     uint64
-	PAT                                      uint64
+	// The SYSENTER MSRs.
+	SysenterCS, SysenterESP, SysenterEIP uint64
+	// PAT is IA32_PAT, the guest's page attribute table.
+	PAT uint64
 	// TSCOffset is added (mod 2^64) to the host TSC to give the guest's.
 	TSCOffset uint64
 }

@@ -107,12 +107,16 @@ func (vm *VM) dispatch(v *VCPU) {
 	case ExitException:
 		// Intercepted guest exceptions (#AC, #DB: intercepted so that a
 		// guest cannot loop the CPU in microcode delivering them) go back
-		// to the guest. #PF intercepts carry the address in Info2.
-		if e.Vector == VectorPF {
+		// to the guest. #PF intercepts carry the address in Info2. A
+		// machine check is the host's, never the guest's: the VM stops.
+		switch {
+		case e.Vector == VectorMC:
+			vm.stopf(Error, -1, "vCPU %d: machine check (#MC) while the guest ran at RIP %#x", v.ID, v.Regs.RIP)
+		case e.Vector == VectorPF:
 			v.InjectPageFault(e.Info2, e.ErrCode)
-		} else if e.Vector < 32 {
+		case e.Vector < 32:
 			v.InjectException(e.Vector, e.ErrCode)
-		} else {
+		default:
 			vm.stopf(Error, -1, "vCPU %d: backend reported exception vector %d", v.ID, e.Vector)
 		}
 	case ExitShutdown:
@@ -186,7 +190,7 @@ func (vm *VM) instrLen(v *VCPU) (uint64, bool) {
 	v.syncSRegs()
 	mode := modeOf(&v.SRegs, v.Regs.RFLAGS)
 	n, ff := vm.fetchInstr(v, mode, cplOf(&v.SRegs, v.Regs.RFLAGS))
-	l, st := matchFixed(v.c.fetch[:n], mode, &v.Exit)
+	l, st := matchFixed(v.c.fetch[:n], mode, &v.Exit, uint16(v.Regs.RDX))
 	switch st {
 	case strOK:
 		return uint64(l), true
@@ -199,9 +203,10 @@ func (vm *VM) instrLen(v *VCPU) (uint64, bool) {
 }
 
 // matchFixed checks that b starts with the instruction exit e reports
-// (CPUID, RDMSR, WRMSR, HLT, VMCALL/VMMCALL, PAUSE, IN/OUT), possibly with
-// prefixes, and returns its length.
-func matchFixed(b []byte, mode int, e *Exit) (int, int) {
+// (CPUID, RDMSR, WRMSR, HLT, VMCALL/VMMCALL, PAUSE, IN/OUT; port is DX for
+// the IN/OUT forms that use it), possibly with prefixes, and returns its
+// length.
+func matchFixed(b []byte, mode int, e *Exit, port uint16) (int, int) {
 	i, rep, opSize16 := 0, false, mode == 16
 	for ; i < len(b); i++ {
 		switch c := b[i]; {
@@ -264,7 +269,7 @@ opcode:
 			}
 			return i + 2, strOK
 		case c >= 0xec && c <= 0xef:
-			if in != e.In || size != e.Size {
+			if in != e.In || size != e.Size || port != e.Port {
 				return 0, strOther
 			}
 			return i + 1, strOK

@@ -118,7 +118,7 @@ func (vm *VM) stringIO(v *VCPU) {
 	cpl := cplOf(&v.SRegs, v.Regs.RFLAGS)
 	n, ff := vm.fetchInstr(v, mode, cpl)
 	d, st := decodeStringIO(v.c.fetch[:n], mode)
-	if st != strOK || d.in != e.In || d.size != e.Size {
+	if st != strOK || d.in != e.In || d.size != e.Size || e.InstrLen != 0 && e.InstrLen != d.len || uint16(v.Regs.RDX) != e.Port {
 		if st == strTruncated && ff.st != xlOK {
 			vm.raiseFault(v, &ff, "instruction fetch")
 		}

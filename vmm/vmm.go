@@ -6,7 +6,7 @@
 // Backend and VCPUBackend, as bhyve's vmm_ops does; nothing here knows
 // which one runs.
 //
-// The exit path (VCPU.Run's loop: backend entry, decode, dispatch) is hot:
+// The exit path (VM.RunVCPU's loop: backend entry, decode, dispatch) is hot:
 // it allocates nothing, takes no lock across guest entry and does bounded
 // work per exit.
 package vmm

@@ -1,9 +1,9 @@
 // Package devices holds the minimal emulated platform juice gives its
 // guests: a 16550A UART for the console (UART), the isa-debug-exit port
-// guests use to end themselves (ExitPort), and PrefixWriter, which tags
-// each VM's console lines with its name. The devices implement
-// vmm.PortDevice; their In and Out run on the exit path and do not
-// allocate.
+// guests use to end themselves (ExitPort), an MMIO test device (Scratch),
+// and PrefixWriter, which tags each VM's console lines with its name. UART
+// and ExitPort implement vmm.PortDevice, Scratch vmm.MMIODevice; their
+// accessors run on the exit path and do not allocate.
 package devices
 
 import (
