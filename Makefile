@@ -7,7 +7,9 @@
 #                   guest; GUEST= for none), serial console here (RUNFLAGS=...)
 #   make test       go vet, unit tests and the QEMU integration tests
 #   make test-slow  long runs (soak) with -tags slow
-#   make bench      boot figures (build/juice bench) and Go micro-benchmarks
+#   make bench      boot figures (build/juice bench), VM-exit figures of the
+#                   bench guest under juice and plain QEMU (juice bench --vm)
+#                   and Go micro-benchmarks
 #   make clean      remove build/
 
 SHELL := /bin/bash
@@ -78,9 +80,10 @@ test-slow: setup build
 	scripts/test-summary.sh $(BUILD)/test-slow.log; \
 	exit $$status
 
-bench: setup build
+bench: setup build guests
 	@status=0; \
 	$(BUILD)/juice bench --runs $(RUNS) || status=$$?; \
+	$(BUILD)/juice bench --vm --runs $(RUNS) --guest $(GUESTS)/bench.elf || status=$$?; \
 	pkgs=""; \
 	for d in $(BENCH_DIRS); do \
 		if [ -d "$$d" ] && [ -n "$$($(GO) list ./$$d/... 2>/dev/null)" ]; then pkgs="$$pkgs ./$$d/..."; fi; \

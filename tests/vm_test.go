@@ -150,6 +150,57 @@ type guestCase struct {
 	status  int      // juice's exit status
 }
 
+// mmioLines are the mmio guest's lines under juice: one per check of the
+// scratch device (vmm/devices.Scratch at 0xd0000000) through juice's MMIO
+// emulator, then the read of the page after the device, which must stop
+// the VM with a fault naming 0xd0001000.
+var mmioLines = []string{
+	"mmio: scratch device at 0xd0000000",
+	"mmio: id: mov r32 ok",
+	"mmio: id: mov eax, moffs32 ok",
+	"mmio: id: mov r8 (al, ah) ok",
+	"mmio: id: mov r16 keeps the upper half ok",
+	"mmio: id: ignores writes ok",
+	"mmio: scratch: mov r32 write, read back ok",
+	"mmio: scratch: mov r8 writes (cl, dh) ok",
+	"mmio: scratch: unaligned mov r16 write ok",
+	"mmio: scratch: mov m32, imm32 ok",
+	"mmio: scratch: mov m8, imm8 and mov m16, imm16 ok",
+	"mmio: movzx r32, m8 ok",
+	"mmio: movzx r32, m16 ok",
+	"mmio: movsx r32, m8 ok",
+	"mmio: movsx r32, m16 ok",
+	"mmio: sum: the add register reads 0 ok",
+	"mmio: sum: 5 + 7 + 0x100 (byte lane 1) ok",
+	"mmio: counter: counts accesses ok",
+	"mmio: unused register reads 0, ignores writes ok",
+	"mmio: last dword of the page reads 0 ok",
+	"mmio: rep stosd: edi advanced, ecx 0 ok",
+	"mmio: rep stosd: one device access per dword ok",
+	"mmio: rep stosd: 4 dwords written ok",
+	"mmio: rep movsd device to RAM: esi advanced ok",
+	"mmio: rep movsd device to RAM: dword 1 ok",
+	"mmio: rep movsd device to RAM: dword 3 ok",
+	"mmio: rep movsd device to RAM: dword 4 ok",
+	"mmio: rep movsd RAM to device: dword 1 ok",
+	"mmio: rep movsd RAM to device: dword 3 ok",
+	"mmio: rep movsb device to device ok",
+	"mmio: lodsd ok",
+	"mmio: std; rep stosb (backwards) ok",
+	"mmio: std; rep stosb: edi moved down ok",
+	"mmio: long mode",
+	"mmio: 64-bit: mov r64 reads the id, upper half 0 ok",
+	"mmio: 64-bit: mov m64, r64 and back ok",
+	"mmio: 64-bit: mov r32 zero-extends ok",
+	"mmio: 64-bit: mov r10, m64 ok",
+	"mmio: 64-bit: mov m64, imm32 sign-extended ok",
+	"mmio: 64-bit: movsxd ok",
+	"mmio: 64-bit: rep stosq ok",
+	"mmio: 64-bit: 64-bit add to the sum ok",
+	"mmio: 64-bit: mov rax, moffs64 ok",
+	"mmio: reading 0xd0001000, past the device",
+}
+
 func TestVMGuests(t *testing.T) {
 	mod := filepath.Join(t.TempDir(), "mod.bin")
 	if err := os.WriteFile(mod, []byte("twelve bytes"), 0o644); err != nil {
@@ -196,8 +247,8 @@ func TestVMGuests(t *testing.T) {
 		},
 		{
 			name:  "mmio",
-			lines: []string{"mmio: reading 0xd0000000"},
-			end:   "fault: ", contain: "d0000000", status: NotExited,
+			lines: mmioLines,
+			end:   "fault: ", contain: "d0001000", status: NotExited,
 		},
 		{
 			name:  "spin",
@@ -302,6 +353,8 @@ func TestGuestsBare(t *testing.T) {
 		{"modes", []string{"modes: protected mode", "modes: real mode", "modes: protected mode again", "modes: long mode"}, false},
 		{"spin", []string{"spin start", "spin round 0x0000000a", "spin done"}, false},
 		{"triplefault", []string{"triplefault: empty IDT, INT3"}, true},
+		{"bench", []string{"bench: no juice, mmio reads the HPET", "bench: cpuid ", "bench: pio ", "bench: mmio ",
+			"bench: hypercall skipped (not under juice)", "bench: total "}, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -371,5 +424,38 @@ func TestVMBadBundleEntries(t *testing.T) {
 	}
 	if f := r.Find(VMEnd("garbage") + "kernel "); len(f) == 0 || !strings.Contains(f[0], "multiboot") && !strings.Contains(f[0], "format") {
 		t.Errorf("no line names VM garbage and its unrecognised image: %q", f)
+	}
+}
+
+// The bench guest (`juice bench --vm`) runs to its end under juice and
+// prints a figure for each kind of exit it times. No timing is asserted.
+func TestVMBench(t *testing.T) {
+	t.Parallel()
+	r := BootVMs(t, launch.Config{Mem: "128M"}, launch.VMSpec{Name: "bench"})
+	r.ExpectNext(GuestLine("bench", "bench: hypervisor juice, mmio reads the scratch device's id at 0xd0000000"))
+	r.ExpectNext(GuestLine("bench", "bench: operations per kind: 2000"))
+	r.ExpectNext(GuestLine("bench", "bench: the mmio register reads 0x6a756963"))
+	for _, kind := range launch.VMBenchKinds {
+		line := r.ExpectNext(GuestLine("bench", "bench: "+kind+" "))
+		if !strings.HasSuffix(line, " ticks/op") {
+			t.Errorf("%q is not a figure", line)
+		}
+	}
+	r.ExpectNext(GuestLine("bench", "bench: total "))
+	r.ExpectNext(VMEnd("bench") + "exited with status 0")
+	r.ExpectExit(0)
+	noFailLines(t, r, "bench")
+	b, err := launch.ParseVMBench(r.Texts(), launch.GuestLinePrefix("bench"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range launch.VMBenchKinds {
+		if b.TicksPerOp[kind] <= 0 {
+			t.Errorf("%s: %v ticks/op", kind, b.TicksPerOp[kind])
+		}
+	}
+	// 2000 of each of CPUID, IN, MMIO read and VMMCALL are exits.
+	if n, ok := launch.VMExits(r.Texts(), "bench"); !ok || n < 4*2000 {
+		t.Errorf("juice counted %d exits (found: %v), want at least 8000", n, ok)
 	}
 }

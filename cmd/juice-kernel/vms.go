@@ -19,7 +19,7 @@ import (
 
 // vmResult is how one VM of the bundle ended.
 type vmResult struct {
-	name   string
+	name    string
 	reason  vmm.StopReason
 	status  int
 	msg     string
@@ -99,7 +99,8 @@ func report(r vmResult, vm *vmm.VM) {
 	log.Printf("juice: vm %s: %d exits, %d heap allocations by juice while it ran", r.name, exits, r.mallocs)
 }
 
-// buildVM creates one VM: RAM, the guest image, COM1 and the exit port.
+// buildVM creates one VM: RAM, the guest image, COM1, the exit port and
+// the scratch MMIO test device (README's "Guest platform").
 func buildVM(spec bundle.VMSpec, be vmm.Backend) (*vmm.VM, error) {
 	console := devices.PrefixWriter("["+spec.Name+"] ", os.Stdout)
 	vm, err := vmm.New(vmm.Config{
@@ -130,6 +131,16 @@ func buildVM(spec bundle.VMSpec, be vmm.Backend) (*vmm.VM, error) {
 	if err := vm.IO().Register(devices.DebugExitPort, devices.ExitPorts, exit); err != nil {
 		vm.Close()
 		return nil, err
+	}
+	// RAM is one run from 0: a VM big enough to reach the scratch page
+	// goes without the device rather than failing.
+	if spec.MemBytes <= devices.ScratchBase {
+		if err := vm.MMIO().Register(devices.ScratchBase, devices.ScratchSize, &devices.Scratch{}); err != nil {
+			vm.Close()
+			return nil, err
+		}
+	} else {
+		log.Printf("juice: vm %s: no scratch device: its RAM covers %#x", spec.Name, devices.ScratchBase)
 	}
 	return vm, nil
 }

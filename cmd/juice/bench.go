@@ -17,12 +17,15 @@ import (
 const benchTail = 20
 
 // cmdBench implements `juice bench`: N self-test boots by PVH, medians of
-// the figures juice prints, and the image size.
+// the figures juice prints, and the image size; with --vm, the VM-exit
+// figures of the bench guest instead (cmdBenchVM).
 func cmdBench(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("bench", stderr)
 	runs := fs.Int("runs", 5, "number of boots")
 	kernel := fs.String("juice", defaultKernel, "juice's image")
-	mem := fs.String("mem", "64M", "guest RAM")
+	mem := fs.String("mem", "", "the machine's RAM (default 64M; 256M with --vm)")
+	vm := fs.Bool("vm", false, "measure VM exits with the bench guest, under juice and on plain QEMU")
+	guest := fs.String("guest", defaultBenchGuest, "with --vm: the bench guest")
 	timeout := seconds(120 * time.Second)
 	fs.Var(&timeout, "timeout", "time limit per boot")
 	if rc := parseFlags(fs, args); rc != 0 {
@@ -31,6 +34,16 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	if *runs < 1 {
 		fmt.Fprintln(stderr, "juice bench: --runs must be at least 1")
 		return 2
+	}
+	if *vm {
+		if *mem == "" {
+			*mem = "256M"
+		}
+		return cmdBenchVM(vmBenchConfig{runs: *runs, juice: *kernel, guest: *guest, mem: *mem,
+			timeout: time.Duration(timeout)}, stdout, stderr)
+	}
+	if *mem == "" {
+		*mem = "64M"
 	}
 	st, err := os.Stat(*kernel)
 	if err != nil {

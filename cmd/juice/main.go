@@ -1,7 +1,8 @@
 // Command juice is the host-side tool for the juice hypervisor: it boots
 // juice under QEMU (`juice run`), builds boot media (`juice image iso`) and
-// measures boot figures (`juice bench`). The work is done by package
-// juice/cmd/juice/launch, which the integration tests share.
+// measures boot and VM-exit figures (`juice bench`, `juice bench --vm`).
+// The work is done by package juice/cmd/juice/launch, which the
+// integration tests share.
 package main
 
 import (
@@ -35,6 +36,12 @@ Usage:
   juice image usb            (not yet)
   juice bench [--runs N] [--juice FILE]
                              median boot figures over N self-test boots
+  juice bench --vm [--runs N] [--juice FILE] [--guest FILE]
+                             VM-exit costs: the bench guest (default
+                             build/guests/bench.elf) N times under juice and
+                             N times on plain QEMU; median TSC ticks per
+                             CPUID, port read, MMIO read and hypercall, the
+                             ratio, and juice's exits per second
   juice jeos                 (not yet: see issue 5)
   juice help                 this text
 

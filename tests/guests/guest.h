@@ -44,3 +44,14 @@
 #define MOV_AX_SS BYTE $0x8E; BYTE $0xD0
 #define MOV_AX_FS BYTE $0x8E; BYTE $0xE0
 #define MOV_AX_GS BYTE $0x8E; BYTE $0xE8
+
+// SCRATCH_BASE is the guest-physical address of juice's scratch MMIO test
+// device (vmm/devices.Scratch): 4 KiB of registers. SCRATCH_* are its
+// register offsets and the value of its ID register ("juic").
+#define SCRATCH_BASE 0xd0000000
+#define SCRATCH_SIZE 0x1000
+#define SCRATCH_ID 0x6a756963
+#define SCRATCH_ADD 0x08
+#define SCRATCH_DATA 0x10
+#define SCRATCH_SUM 0x50
+#define SCRATCH_COUNT 0x58

@@ -39,3 +39,6 @@ var hexDigits = "0123456789abcdef"
 
 // newline ends a line.
 var newline = "\n"
+
+// putdec prints EDX:EAX as an unsigned decimal number.
+func putdec()

@@ -90,3 +90,35 @@ TEXT ·loadgdt(SB), NOSPLIT, $0-0
 	PUSHL $SEL_CODE32
 	PUSHL AX
 	RETFL
+
+// putdec prints EDX:EAX as an unsigned decimal number (up to 20 digits),
+// built backwards in a buffer on the stack.
+TEXT ·putdec(SB), NOSPLIT, $0-0
+	PUSHAL
+	SUBL $24, SP
+	LEAL 24(SP), DI         // DI: one past the last digit
+	MOVL $10, BX
+digit:
+	// EDX:EAX /= 10, remainder in EDX: the high half first, then the
+	// remainder of that with the low half.
+	MOVL AX, BP
+	MOVL DX, AX
+	XORL DX, DX
+	DIVL BX
+	MOVL AX, CX             // the new high half
+	MOVL BP, AX
+	DIVL BX                 // EAX: the new low half, EDX: the digit
+	ADDB $'0', DL
+	DECL DI
+	MOVB DL, 0(DI)
+	MOVL CX, DX
+	MOVL AX, BP
+	ORL DX, BP
+	JNE digit
+	MOVL DI, SI
+	LEAL 24(SP), CX
+	SUBL DI, CX
+	CALL ·write(SB)
+	ADDL $24, SP
+	POPAL
+	RET
