@@ -1,0 +1,65 @@
+package vmx
+
+import "juice/vmm"
+
+// VMX instructions. The Go assembler has none of them, so instr_amd64.s
+// emits each as a BYTE sequence with its mnemonic in a comment. Every
+// routine is a leaf (nosplit, no frame beyond its arguments, allocation-
+// free) and returns the instruction's status from RFLAGS: CF=1 is
+// VMfailInvalid, ZF=1 VMfailValid (the reason is in the VMCS's
+// VM-instruction error field).
+
+// Status is a VMX instruction's outcome.
+type Status uint8
+
+// Instruction outcomes.
+const (
+	Succeeded   Status = 0
+	FailInvalid Status = 1 // CF: no current VMCS, or a bad operand
+	FailValid   Status = 2 // ZF: see the VM-instruction error field
+)
+
+// vmxon enters VMX operation with the VMXON region at physical pa.
+func vmxon(pa uint64) Status
+
+// vmxoff leaves VMX operation.
+func vmxoff() Status
+
+// vmclear clears the VMCS at physical pa (launch state "clear").
+func vmclear(pa uint64) Status
+
+// vmptrld makes the VMCS at physical pa current.
+func vmptrld(pa uint64) Status
+
+// vmread reads field enc of the current VMCS.
+func vmread(enc uint64) (uint64, Status)
+
+// vmwrite writes field enc of the current VMCS.
+func vmwrite(enc, v uint64) Status
+
+// invept invalidates EPT-derived translations: typ 1 single context (desc
+// = {EPTP, 0}), 2 all contexts.
+func invept(typ uint64, desc *[2]uint64) Status
+
+// invvpid invalidates VPID-tagged translations: typ 1 single address, 2
+// single context, 3 all contexts (desc = {VPID, linear address}).
+func invvpid(typ uint64, desc *[2]uint64) Status
+
+// vmenter runs the guest of the current VMCS until its next VM exit:
+// VMLAUNCH when launched is false, VMRESUME otherwise. It writes HOST_RSP
+// and HOST_RIP (vmexitStub) itself, loads the guest's general registers
+// from regs (RSP, RIP and RFLAGS live in the VMCS) and stores them back
+// after the exit; the x87/SSE state is swapped with FXSAVE/FXRSTOR
+// through guestFX and hostFX (16-byte aligned). The host's RFLAGS (and so
+// its interrupt flag) is restored after the exit, so an external interrupt
+// that made the guest exit is taken by juice's IDT right away. It returns
+// Succeeded after a VM exit, or the failure status of VMLAUNCH/VMRESUME
+// (then the guest never ran). Exit context: nosplit, allocation-free.
+//
+//go:noescape
+func vmenter(regs *vmm.Regs, launched bool, guestFX, hostFX *[512]byte) Status
+
+// vmlaunchTail and vmexitStub are vmenter's halves (see instr_amd64.s);
+// declared for the assembler's symbol references only.
+func vmlaunchTail()
+func vmexitStub()
