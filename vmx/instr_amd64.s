@@ -113,6 +113,10 @@ TEXT ·vmenter(SB),NOSPLIT,$32-33
 	MOVQ AX, 8(SP)
 	MOVQ $0, 16(SP)
 	CLI
+	// The guest's RBP is loaded here, where the prologue has saved the
+	// frame pointer (the epilogue restores it).
+	MOVQ regs+0(FP), AX
+	MOVQ R_RBP(AX), BP
 	// "Call" the guest: vmlaunchTail returns here after a failed entry,
 	// vmexitStub after a VM exit (both with RET through the address this
 	// CALL pushed, which is where HOST_RSP points).
@@ -145,7 +149,6 @@ TEXT ·vmlaunchTail(SB),NOSPLIT|NOFRAME,$0
 	MOVQ R_RDX(AX), DX
 	MOVQ R_RSI(AX), SI
 	MOVQ R_RDI(AX), DI
-	MOVQ R_RBP(AX), BP
 	MOVQ R_R8(AX), R8
 	MOVQ R_R9(AX), R9
 	MOVQ R_R10(AX), R10
