@@ -127,18 +127,7 @@ func ProbeFeatures() Features {
 	f.Brand = strings.TrimSpace(strings.TrimRight(string(cpuBrand[:]), "\x00"))
 	_, _, c1, _ := cpu.CPUID(1, 0)
 	if vmx.Supported(c1) {
-		var m vmx.MSRs
-		m.FeatureControl = cpu.RDMSR(vmx.MSRFeatureControl)
-		m.Basic = cpu.RDMSR(vmx.MSRBasic)
-		m.Pinbased = cpu.RDMSR(vmx.MSRPinbasedCtls)
-		m.Procbased = cpu.RDMSR(vmx.MSRProcbasedCtls)
-		m.Exit = cpu.RDMSR(vmx.MSRExitCtls)
-		m.Entry = cpu.RDMSR(vmx.MSREntryCtls)
-		m.Misc = cpu.RDMSR(vmx.MSRMisc)
-		if m.Procbased>>32&(1<<31) != 0 {
-			m.Procbased2 = cpu.RDMSR(vmx.MSRProcbasedCtls2)
-			m.EPTVPIDCap = cpu.RDMSR(vmx.MSREPTVPIDCap)
-		}
+		m := vmx.ReadMSRs(cpu.RDMSR)
 		f.VMX = vmx.Decode(c1, &m)
 	}
 	maxExt, _, _, _ := cpu.CPUID(0x80000000, 0)
