@@ -51,6 +51,7 @@ func detectEmulator() emulatorKind {
 //go:nosplit
 func powerOff(status int64) {
 	cpu.Cli()
+	drainConsole()
 	if emulator == emuQEMU {
 		cpu.Outl(0xf4, uint32(status))
 	}
@@ -67,6 +68,19 @@ func powerOff(status int64) {
 	}
 	kputs("juice: power-off failed; halting\n")
 	cpu.HaltForever()
+}
+
+// drainConsole waits (boundedly) until the UART has sent its last byte,
+// so that the final line is not cut off when the machine stops.
+//
+//go:nosplit
+func drainConsole() {
+	lsr := uart0.Port() + 5
+	for i := 0; i < 1<<16; i++ {
+		if cpu.Inb(lsr)&0x40 != 0 { // TEMT
+			return
+		}
+	}
 }
 
 // exitGroup is the runtime leaving: main returned or os.Exit was called,

@@ -1,6 +1,6 @@
 // Package tests holds juice's integration tests: they boot the built kernel
-// under QEMU (PVH, GRUB under SeaBIOS, GRUB under OVMF) and check what it
-// prints on the serial console and how it exits. This file is the harness
+// under QEMU (PVH, GRUB under SeaBIOS, GRUB under OVMF) and Bochs (VT-x)
+// and check what it prints on the serial console and how it exits. This file is the harness
 // the tests share; it drives the emulator through juice/cmd/juice/launch,
 // the same code `juice run` uses.
 //
@@ -88,6 +88,15 @@ func RequireEmulators(t testing.TB, b launch.Boot) {
 		if _, err := launch.FindFirmware(); err != nil {
 			missingTool(t, err.Error())
 		}
+	}
+}
+
+// RequireBochs skips or fails t (see RequireEmulatorsEnv) unless Bochs,
+// its ROM images and GRUB's ISO tools are installed.
+func RequireBochs(t testing.TB) {
+	t.Helper()
+	if missing := launch.MissingBochs(""); len(missing) > 0 {
+		missingTool(t, fmt.Sprintf("%s not found", strings.Join(missing, ", ")))
 	}
 }
 
@@ -203,13 +212,18 @@ type Run struct {
 
 // Boot starts juice as cfg describes and registers its cleanup: the
 // emulator is killed when the test ends, and its command line, console and
-// standard error go to the test log if the test failed. Defaults: Kernel is
-// Kernel(t, KernelImage), Timeout is BootTimeout. It skips or fails when
-// the emulators are missing (RequireEmulators), and waits for a free slot
-// when maxEmulators runs are already going.
+// standard error (and a Bochs run's bochsrc) go to the test log if the
+// test failed. Defaults: Kernel is Kernel(t, KernelImage), Timeout is
+// BootTimeout. It skips or fails when the emulators are missing
+// (RequireEmulators, RequireBochs), and waits for a free slot when
+// maxEmulators runs are already going.
 func Boot(t testing.TB, cfg launch.Config) *Run {
 	t.Helper()
-	RequireEmulators(t, cfg.Boot)
+	if cfg.Emulator == launch.EmulatorBochs {
+		RequireBochs(t)
+	} else {
+		RequireEmulators(t, cfg.Boot)
+	}
 	if cfg.Kernel == "" {
 		cfg.Kernel = Kernel(t, KernelImage)
 	}
@@ -231,8 +245,11 @@ func Boot(t testing.TB, cfg launch.Config) *Run {
 		r.cancel()
 		<-slots
 		if t.Failed() {
-			t.Logf("emulator: %s\nresult: %v\n--- console ---\n%s--- end of console ---\nQEMU stderr: %s",
-				m.CommandLine(), res, m.Console, strings.TrimSpace(m.Stderr()))
+			if m.BochsRC != "" {
+				t.Logf("bochsrc:\n%s", m.BochsRC)
+			}
+			t.Logf("emulator: %s\nresult: %v\n--- console ---\n%s--- end of console ---\n%s stderr: %s",
+				m.CommandLine(), res, m.Console, res.Emulator, strings.TrimSpace(res.Stderr))
 		}
 	})
 	return r

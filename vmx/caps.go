@@ -267,3 +267,38 @@ func (c Caps) Append(b []byte) []byte {
 	}
 	return b
 }
+
+// ReadMSRs reads the VMX capability MSRs with rdmsr (cpu.RDMSR on the
+// machine), touching only those that exist (SDM Vol. 3D Appendix A: a
+// RDMSR of an absent MSR faults): the always-present ones, the CR0/CR4
+// fixed-bit MSRs, the TRUE_* MSRs when IA32_VMX_BASIC bit 55 is set,
+// PROCBASED_CTLS2 when "activate secondary controls" may be 1, and
+// EPT_VPID_CAP when EPT or VPID may be enabled. Call it only when CPUID
+// reports VMX (Supported); IA32_FEATURE_CONTROL is read too.
+func ReadMSRs(rdmsr func(msr uint32) uint64) MSRs {
+	var m MSRs
+	m.FeatureControl = rdmsr(MSRFeatureControl)
+	m.Basic = rdmsr(MSRBasic)
+	m.Pinbased = rdmsr(MSRPinbasedCtls)
+	m.Procbased = rdmsr(MSRProcbasedCtls)
+	m.Exit = rdmsr(MSRExitCtls)
+	m.Entry = rdmsr(MSREntryCtls)
+	m.Misc = rdmsr(MSRMisc)
+	m.Cr0Fixed0 = rdmsr(MSRCr0Fixed0)
+	m.Cr0Fixed1 = rdmsr(MSRCr0Fixed1)
+	m.Cr4Fixed0 = rdmsr(MSRCr4Fixed0)
+	m.Cr4Fixed1 = rdmsr(MSRCr4Fixed1)
+	if m.Basic&BasicTrueControls != 0 {
+		m.TruePinbased = rdmsr(MSRTruePinbasedCtls)
+		m.TrueProcbased = rdmsr(MSRTrueProcbasedCtls)
+		m.TrueExit = rdmsr(MSRTrueExitCtls)
+		m.TrueEntry = rdmsr(MSRTrueEntryCtls)
+	}
+	if allowed1(m.Procbased)&ProcActivateSecondary != 0 {
+		m.Procbased2 = rdmsr(MSRProcbasedCtls2)
+		if allowed1(m.Procbased2)&(Proc2EnableEPT|Proc2EnableVPID) != 0 {
+			m.EPTVPIDCap = rdmsr(MSREPTVPIDCap)
+		}
+	}
+	return m
+}

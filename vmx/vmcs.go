@@ -146,23 +146,23 @@ const (
 
 // 64-bit control fields (full access; High gives the upper half).
 const (
-	IOBitmapA           Encoding = 0x2000 // address of I/O bitmap A (ports 0000-7FFF)
-	IOBitmapB           Encoding = 0x2002 // address of I/O bitmap B (ports 8000-FFFF)
-	MSRBitmap           Encoding = 0x2004 // address of the MSR bitmaps
-	ExitMSRStoreAddr    Encoding = 0x2006 // VM-exit MSR-store area
-	ExitMSRLoadAddr     Encoding = 0x2008 // VM-exit MSR-load area
-	EntryMSRLoadAddr    Encoding = 0x200a // VM-entry MSR-load area
-	ExecutiveVMCSPtr    Encoding = 0x200c
-	PMLAddress          Encoding = 0x200e
-	TSCOffset           Encoding = 0x2010
-	VirtualAPICPageAddr Encoding = 0x2012 // virtual-APIC page (TPR shadow)
-	APICAccessAddr      Encoding = 0x2014
-	PostedIntrDescAddr  Encoding = 0x2016
-	VMFuncControls      Encoding = 0x2018
-	EPTPointer          Encoding = 0x201a // EPTP
-	EPTPListAddr        Encoding = 0x2024
-	XSSExitBitmap       Encoding = 0x202c
-	TSCMultiplier       Encoding = 0x2032
+	IOBitmapAAddr        Encoding = 0x2000 // address of I/O bitmap A (ports 0000-7FFF)
+	IOBitmapBAddr        Encoding = 0x2002 // address of I/O bitmap B (ports 8000-FFFF)
+	MSRBitmapAddr        Encoding = 0x2004 // address of the MSR bitmaps
+	ExitMSRStoreAddr     Encoding = 0x2006 // VM-exit MSR-store area
+	ExitMSRLoadAddr      Encoding = 0x2008 // VM-exit MSR-load area
+	EntryMSRLoadAddr     Encoding = 0x200a // VM-entry MSR-load area
+	ExecutiveVMCSPtr     Encoding = 0x200c
+	PMLAddress           Encoding = 0x200e
+	TSCOffset            Encoding = 0x2010
+	VirtualAPICPageAddr  Encoding = 0x2012 // virtual-APIC page (TPR shadow)
+	APICAccessAddr       Encoding = 0x2014
+	PostedIntrDescAddr   Encoding = 0x2016
+	VMFuncControls       Encoding = 0x2018
+	EPTPointer           Encoding = 0x201a // EPTP
+	EPTPListAddr         Encoding = 0x2024
+	XSSExitBitmap        Encoding = 0x202c
+	TSCMultiplier        Encoding = 0x2032
 	TertiaryProcControls Encoding = 0x2034
 )
 
@@ -345,9 +345,9 @@ var fieldNames = [...]struct {
 	{HostFSSelector, "host FS selector"},
 	{HostGSSelector, "host GS selector"},
 	{HostTRSelector, "host TR selector"},
-	{IOBitmapA, "address of I/O bitmap A"},
-	{IOBitmapB, "address of I/O bitmap B"},
-	{MSRBitmap, "address of MSR bitmaps"},
+	{IOBitmapAAddr, "address of I/O bitmap A"},
+	{IOBitmapBAddr, "address of I/O bitmap B"},
+	{MSRBitmapAddr, "address of MSR bitmaps"},
 	{ExitMSRStoreAddr, "VM-exit MSR-store address"},
 	{ExitMSRLoadAddr, "VM-exit MSR-load address"},
 	{EntryMSRLoadAddr, "VM-entry MSR-load address"},

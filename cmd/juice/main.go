@@ -1,5 +1,5 @@
 // Command juice is the host-side tool for the juice hypervisor: it boots
-// juice under QEMU (`juice run`), builds boot media (`juice image iso`) and
+// juice under QEMU, or Bochs for VT-x (`juice run`), builds boot media (`juice image iso`) and
 // measures boot and VM-exit figures (`juice bench`, `juice bench --vm`).
 // The work is done by package juice/cmd/juice/launch, which the
 // integration tests share.
@@ -30,7 +30,8 @@ const defaultKernel = "build/juice.elf"
 const usage = `juice: host tool for the juice hypervisor
 
 Usage:
-  juice run   [flags]        boot juice under QEMU, serial console on this terminal
+  juice run   [flags]        boot juice under QEMU (Bochs with --cpu intel),
+                             serial console on this terminal
   juice image iso [flags] -o FILE
                              build a GRUB ISO (BIOS and UEFI; CD or USB stick)
   juice image usb            (not yet)
@@ -66,14 +67,17 @@ juice run flags, juice and the emulated machine:
   --juice-append ARGS
                    juice's command line
   --boot PATH      pvh (QEMU -kernel, default), grub-bios (GRUB ISO under
-                   SeaBIOS) or grub-efi (GRUB ISO under OVMF)
+                   SeaBIOS) or grub-efi (GRUB ISO under OVMF); Bochs
+                   boots only grub-bios (its default)
   --mem SIZE       the machine's RAM (default 256M)
   --cpus N         the machine's CPUs (default 1)
   --selftest       add "juice.mode=selftest juice.panic=poweroff"
-  --timeout D      kill QEMU after D (e.g. 90s, 2m; plain number = seconds;
-                   0 = never, the default)
+  --timeout D      kill the emulator after D (e.g. 90s, 2m; plain number =
+                   seconds; 0 = never, the default)
   --cpu VENDOR     amd (QEMU TCG -cpu max: AMD-V with NPT, default) or
-                   intel (Bochs, VT-x: not yet supported)
+                   intel (Bochs, model corei7_skylake_x: VT-x with EPT;
+                   a GRUB ISO under Bochs's BIOS, console output only,
+                   much slower: a self-test takes about a minute)
 
 The VMs reach juice as a bundle (a newc cpio with manifest.json), its first
 boot module: QEMU -initrd for pvh, a module2 line on the GRUB ISO.
@@ -83,8 +87,9 @@ On a terminal the QEMU monitor shares the console: Ctrl-A x quits QEMU.
 The exit status is juice's: the value it wrote to the isa-debug-exit port
 or announced in "juice: power off, status N", which is the first VM's exit
 status when juice runs VMs; 124 on timeout, 125 when the machine reset or
-triple-faulted, 126 when QEMU failed, 127 when QEMU could not be started,
-130 when interrupted, 2 for usage errors.
+triple-faulted (or, under Bochs, shut down without that line), 126 when
+the emulator failed, 127 when it could not be started, 130 when
+interrupted, 2 for usage errors.
 `
 
 func main() {
@@ -182,15 +187,15 @@ func cmdRun(args []string, interactive bool, stdout, stderr io.Writer) int {
 	selftest := fs.Bool("selftest", false, "run the self-test and power off")
 	cpu := fs.String("cpu", "amd", "amd (QEMU, AMD-V) or intel (Bochs, VT-x)")
 	var timeout seconds
-	fs.Var(&timeout, "timeout", "kill QEMU after this long (0: never)")
+	fs.Var(&timeout, "timeout", "kill the emulator after this long (0: never)")
 	if rc := parseFlags(fs, args); rc != 0 {
 		return max(rc, 0)
 	}
+	emulator := launch.EmulatorQEMU
 	switch *cpu {
 	case "amd":
 	case "intel":
-		fmt.Fprintln(stderr, "juice run: --cpu intel (Bochs, VT-x) is not yet supported")
-		return 2
+		emulator = launch.EmulatorBochs
 	default:
 		fmt.Fprintf(stderr, "juice run: unknown --cpu %q (want amd or intel)\n", *cpu)
 		return 2
@@ -199,6 +204,15 @@ func cmdRun(args []string, interactive bool, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "juice run:", err)
 		return 2
+	}
+	if emulator == launch.EmulatorBochs {
+		if flagSet(fs, "boot") && b != launch.BootGRUBBIOS {
+			fmt.Fprintf(stderr, "juice run: --cpu intel runs Bochs, which boots only --boot %s, not %s\n", launch.BootGRUBBIOS, b)
+			return 2
+		}
+		b = launch.BootGRUBBIOS
+		// Bochs's console is a file: there is nothing to type into.
+		interactive = false
 	}
 	if err := guests.check(fs); err != nil {
 		fmt.Fprintln(stderr, "juice run:", err)
@@ -209,6 +223,7 @@ func cmdRun(args []string, interactive bool, stdout, stderr io.Writer) int {
 		cmdline = strings.TrimSpace(cmdline + " " + launch.SelftestArgs)
 	}
 	cfg := launch.Config{
+		Emulator:    emulator,
 		Kernel:      *kernel,
 		Boot:        b,
 		Mem:         *mem,
@@ -249,6 +264,13 @@ func cmdRun(args []string, interactive bool, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stderr, "juice run:", r)
 	return r.ExitCode()
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // stringList is a repeatable string flag.

@@ -38,7 +38,9 @@ func TestUsageAndStubs(t *testing.T) {
 		{[]string{"image", "floppy"}, 2, "unknown image"},
 		{[]string{"image", "iso"}, 2, "-o FILE is required"},
 		{[]string{"image", "iso", "-o", "x.iso", "stray"}, 2, "unexpected argument"},
-		{[]string{"run", "--cpu", "intel"}, 2, "not yet supported"},
+		{[]string{"run", "--cpu", "intel", "--boot", "pvh"}, 2, "boots only --boot grub-bios, not pvh"},
+		{[]string{"run", "--cpu", "intel", "--boot", "grub-efi"}, 2, "boots only --boot grub-bios"},
+		{[]string{"run", "--cpu", "intel", "--juice", "/no/such/kernel.elf"}, 2, "kernel image"},
 		{[]string{"run", "--cpu", "arm"}, 2, "unknown --cpu"},
 		{[]string{"run", "--boot", "pxe"}, 2, "unknown boot path"},
 		{[]string{"run", "--no-such-flag"}, 2, "flag provided but not defined"},
@@ -138,6 +140,33 @@ func TestRunExitStatus(t *testing.T) {
 	rc, out, errOut = juice("run", "--juice", halt, "--mem", "32M", "--timeout", "2")
 	if rc != launch.ExitTimeout || !strings.Contains(errOut, "timed out") || !strings.Contains(out, "halting\n") {
 		t.Errorf("timeout: rc = %d, stdout %q, stderr %q", rc, out, errOut)
+	}
+}
+
+// `juice run --cpu intel` runs Bochs: the GRUB ISO carries juice's command
+// line and the bundle, and the status of the power-off line comes back
+// although Bochs exits with 1.
+func TestRunIntel(t *testing.T) {
+	if missing := launch.MissingBochs(""); len(missing) > 0 {
+		if os.Getenv("JUICE_REQUIRE_EMULATORS") == "1" {
+			t.Fatal(missing)
+		}
+		t.Skip(missing)
+	}
+	t.Parallel()
+	k := testKernel(t, testkernel.Program{Output: "[    0.000001] juice: power off, status 7\n", ShowCmdline: true, Action: testkernel.Shutdown})
+	guest := filepath.Join(t.TempDir(), "guest.elf")
+	os.WriteFile(guest, []byte("not a kernel"), 0o644)
+	rc, out, errOut := juice("run", "--cpu", "intel", "--juice", k, "--mem", "32M", "--juice-append", "a b", "--selftest",
+		"--kernel", guest, "--timeout", "120")
+	if rc != 7 {
+		t.Errorf("rc = %d, want 7\nstdout: %s\nstderr: %s", rc, out, errOut)
+	}
+	if !strings.Contains(out, "Booting `juice'") || !strings.Contains(out, "cmdline: [a b "+launch.SelftestArgs+"]") {
+		t.Errorf("console or command line missing: %q", out)
+	}
+	if !strings.Contains(errOut, "juice powered off with status 7") || strings.Contains(errOut, "i[PLUGIN]") {
+		t.Errorf("stderr %q", errOut)
 	}
 }
 

@@ -18,6 +18,10 @@ const ISOKernelPath = "/boot/juice.elf"
 // first boot module.
 const ISOBundlePath = "/boot/bundle.cpio"
 
+// GRUBEntry is the title of the GRUB menu entry that boots juice: GRUB
+// prints "Booting `juice'" on the serial console when it starts it.
+const GRUBEntry = "juice"
+
 // GRUBConfig returns the grub.cfg of juice's ISO: serial console on COM1
 // at 115200 baud, no menu delay, and one entry that loads kernel (a path
 // inside the ISO) by multiboot2 with the command line args, then each of
@@ -32,7 +36,7 @@ func GRUBConfig(kernel, args string, modules ...string) string {
 	b.WriteString("terminal_output serial console\n")
 	b.WriteString("set timeout=0\n")
 	b.WriteString("set default=0\n")
-	b.WriteString("menuentry \"juice\" {\n")
+	b.WriteString("menuentry \"" + GRUBEntry + "\" {\n")
 	b.WriteString("\tmultiboot2 " + grubQuote(kernel))
 	for _, w := range strings.Fields(args) {
 		b.WriteString(" " + grubQuote(w))

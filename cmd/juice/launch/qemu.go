@@ -2,8 +2,10 @@
 // builds QEMU command lines for the three boot paths (PVH with -kernel, a
 // GRUB ISO under SeaBIOS, the same ISO under OVMF), builds the GRUB ISO,
 // captures the serial console, and turns QEMU's exit code back into juice's
-// status. The host command cmd/juice and the integration tests in tests/
-// both use it, so what `juice run` does is what the tests check.
+// status. It also runs juice under Bochs, on an emulated Intel CPU with
+// VT-x and EPT (see bochs.go). The host command cmd/juice and the
+// integration tests in tests/ both use it, so what `juice run` does is what
+// the tests check.
 package launch
 
 import (
@@ -54,9 +56,13 @@ const SelftestArgs = "juice.mode=selftest juice.panic=poweroff"
 
 // Config describes one emulator run.
 type Config struct {
+	// Emulator is the program that runs the machine; empty means
+	// EmulatorQEMU.
+	Emulator Emulator
 	// Kernel is the path of juice's ELF image (build/juice.elf).
 	Kernel string
-	// Boot is the boot path; empty means BootPVH.
+	// Boot is the boot path; empty means BootPVH under QEMU and
+	// BootGRUBBIOS, the only one it has, under Bochs.
 	Boot Boot
 	// Mem is the guest RAM in QEMU -m syntax ("256M"); empty means 256M.
 	Mem string
@@ -73,23 +79,31 @@ type Config struct {
 	Timeout time.Duration
 	// Interactive multiplexes the QEMU monitor onto the console
 	// (-serial mon:stdio: Ctrl-A x quits, Ctrl-A c toggles) and gives QEMU
-	// this process's standard input.
+	// this process's standard input. Bochs ignores it: its console is a
+	// file, output only.
 	Interactive bool
 	// Echo, if set, receives a copy of the console output as it arrives.
 	Echo io.Writer
-	// EchoStderr, if set, receives a copy of QEMU's standard error.
+	// EchoStderr, if set, receives a copy of QEMU's standard error, or of
+	// Bochs's without its info lines.
 	EchoStderr io.Writer
-	// QEMU is the emulator binary; empty means DefaultQEMU.
+	// QEMU is the QEMU binary; empty means DefaultQEMU.
 	QEMU string
-	// WorkDir holds the files a run needs (ISO, UEFI variable store).
-	// Empty means a fresh temporary directory, removed when the run ends.
+	// Bochs is the Bochs binary; empty means DefaultBochs.
+	Bochs string
+	// WorkDir holds the files a run needs (ISO, UEFI variable store; for
+	// Bochs also the bochsrc, the serial output and Bochs's log). Empty
+	// means a fresh temporary directory, removed when the run ends.
 	WorkDir string
-	// CPU is the QEMU CPU model; empty means "max" (AMD-V with NPT).
+	// CPU is the CPU model: QEMU's -cpu, empty meaning "max" (AMD-V with
+	// NPT); under Bochs a model of `bochs --help cpu`, empty meaning
+	// DefaultBochsCPU (VT-x with EPT; "ryzen" gives AMD-V).
 	CPU string
 	// NoDebugExit leaves out the isa-debug-exit device, so that juice
 	// powers off through ACPI (QEMU then exits 0).
 	NoDebugExit bool
-	// ExtraArgs are appended to the QEMU command line.
+	// ExtraArgs are appended to the QEMU command line; under Bochs they
+	// are lines appended to the bochsrc (a later line overrides).
 	ExtraArgs []string
 }
 
@@ -98,6 +112,30 @@ var memRE = regexp.MustCompile(`^[0-9]+[KMGTkmgt]?$`)
 
 // normalize fills defaults and checks the configuration.
 func (c Config) normalize() (Config, error) {
+	switch c.Emulator {
+	case "":
+		c.Emulator = EmulatorQEMU
+	case EmulatorQEMU, EmulatorBochs:
+	default:
+		return c, fmt.Errorf("unknown emulator %q (want qemu or bochs)", c.Emulator)
+	}
+	if c.Emulator == EmulatorBochs {
+		if c.Boot == "" {
+			c.Boot = BootGRUBBIOS
+		}
+		if c.Boot != BootGRUBBIOS {
+			return c, fmt.Errorf("Bochs boots only %s (a GRUB ISO under its BIOS), not %s", BootGRUBBIOS, c.Boot)
+		}
+		if c.Bochs == "" {
+			c.Bochs = DefaultBochs
+		}
+		if c.CPU == "" {
+			c.CPU = DefaultBochsCPU
+		}
+		if !bochsModelRE.MatchString(c.CPU) {
+			return c, fmt.Errorf("bad Bochs CPU model %q", c.CPU)
+		}
+	}
 	if c.Boot == "" {
 		c.Boot = BootPVH
 	}
@@ -150,6 +188,9 @@ func QEMUArgs(cfg Config, media Media) ([]string, error) {
 	cfg, err := cfg.normalize()
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Emulator != EmulatorQEMU {
+		return nil, fmt.Errorf("QEMUArgs: emulator %s is not QEMU (see BochsRC)", cfg.Emulator)
 	}
 	args := []string{
 		"-machine", "q35",
@@ -207,6 +248,9 @@ type Machine struct {
 	Console *Console
 	// Args is the full command line, binary first.
 	Args []string
+	// BochsRC is the configuration of a Bochs run (see BochsRC); empty
+	// for QEMU.
+	BochsRC string
 
 	cmd      *exec.Cmd
 	parent   context.Context
@@ -216,7 +260,14 @@ type Machine struct {
 	stop     context.CancelFunc
 	killed   atomic.Bool
 	timedOut atomic.Bool
+	rebooted atomic.Bool // Bochs: stopped because the machine reset
 	cleanup  func()
+	// finish, if set, runs once the emulator has exited, before the
+	// console closes (Bochs: copy the rest of the serial file).
+	finish func()
+	// classify turns the emulator's exit code into a Result, before
+	// timeouts and kills are accounted for.
+	classify func(code int) Result
 }
 
 // Start prepares the boot media and starts the emulator. The run ends when
@@ -235,6 +286,9 @@ func Start(ctx context.Context, cfg Config) (*Machine, error) {
 		if _, err := os.Stat(cfg.Initrd); err != nil {
 			return nil, fmt.Errorf("boot module: %w", err)
 		}
+	}
+	if cfg.Emulator == EmulatorBochs {
+		return startBochs(ctx, cfg)
 	}
 	var media Media
 	cleanup := func() {}
@@ -282,17 +336,27 @@ func Start(ctx context.Context, cfg Config) (*Machine, error) {
 		cleanup()
 		return nil, fmt.Errorf("%w: %s: %v", ErrNoEmulator, cfg.QEMU, err)
 	}
+	m.classify = func(code int) Result {
+		return Classify(code, m.Console.Texts(), m.stderr.String())
+	}
+	m.run(ctx, cfg.Timeout)
+	return m, nil
+}
 
+// run starts watching the started emulator: it ends after timeout (0: no
+// limit) or with ctx. It returns the context of the run, which ends when
+// the run does.
+func (m *Machine) run(ctx context.Context, timeout time.Duration) context.Context {
 	runCtx := ctx
 	var cancelTimeout context.CancelFunc = func() {}
-	if cfg.Timeout > 0 {
-		runCtx, cancelTimeout = context.WithTimeout(ctx, cfg.Timeout)
+	if timeout > 0 {
+		runCtx, cancelTimeout = context.WithTimeout(ctx, timeout)
 	}
 	runCtx, cancel := context.WithCancel(runCtx)
 	m.stop = func() { cancel(); cancelTimeout() }
 	go m.watch(runCtx, ctx)
 	go m.wait()
-	return m, nil
+	return runCtx
 }
 
 // stopGrace is how long the emulator gets to exit after SIGTERM before
@@ -323,13 +387,18 @@ func (m *Machine) watch(runCtx, parent context.Context) {
 // wait reaps the emulator and records the result.
 func (m *Machine) wait() {
 	err := m.cmd.Wait()
+	if m.finish != nil {
+		m.finish()
+	}
 	m.Console.Close()
 	code := m.cmd.ProcessState.ExitCode()
 	if err != nil && code == 0 {
 		code = -1 // I/O error after a clean exit: not a status
 	}
-	r := Classify(code, m.Console.Texts(), m.stderr.String())
+	r := m.classify(code)
 	switch {
+	case m.rebooted.Load():
+		// Stopped on purpose: classify said why.
 	case m.timedOut.Load():
 		r.Outcome, r.Status = TimedOut, 0
 	case m.killed.Load() || m.parent.Err() != nil:
@@ -372,7 +441,8 @@ func (m *Machine) Kill() Result {
 	return m.Wait()
 }
 
-// Stderr returns what QEMU has written to its standard error so far.
+// Stderr returns what QEMU has written to its standard error so far (for
+// Bochs: its standard output and error).
 func (m *Machine) Stderr() string { return m.stderr.String() }
 
 // CommandLine renders Args as a shell command line, for logs.

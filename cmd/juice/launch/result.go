@@ -10,12 +10,14 @@ import (
 // Exit codes of `juice run` that do not come from the guest. A guest status
 // (debug-exit or power-off) is passed through as the exit code.
 const (
-	// ExitTimeout: the run exceeded --timeout and QEMU was killed.
+	// ExitTimeout: the run exceeded --timeout and the emulator was killed.
 	ExitTimeout = 124
 	// ExitReset: QEMU ended with status 0 and no power-off line: under
-	// -no-reboot that is a guest reset or triple fault.
+	// -no-reboot that is a guest reset or triple fault. Under Bochs: a
+	// triple fault, a reset, or a shutdown without the power-off line.
 	ExitReset = 125
-	// ExitQEMUFailed: QEMU reported an error (bad option, missing file…).
+	// ExitQEMUFailed: the emulator reported an error (bad option, missing
+	// file…).
 	ExitQEMUFailed = 126
 	// ExitNoQEMU: the emulator could not be started at all.
 	ExitNoQEMU = 127
@@ -45,7 +47,8 @@ const (
 	// Killed: the run was stopped by the caller, by a signal, or by the
 	// user through the QEMU monitor.
 	Killed
-	// QEMUFailed: QEMU itself failed (see Result.Stderr).
+	// QEMUFailed: the emulator itself failed (see Result.Stderr and
+	// Result.Reason).
 	QEMUFailed
 )
 
@@ -74,10 +77,18 @@ type Result struct {
 	Outcome Outcome
 	// Status is the guest's status for DebugExit and PowerOff, else 0.
 	Status int
-	// QEMUCode is QEMU's process exit code, -1 if it died by a signal.
+	// QEMUCode is the emulator's process exit code, -1 if it died by a
+	// signal.
 	QEMUCode int
-	// Stderr is what QEMU wrote to its standard error.
+	// Stderr is what QEMU wrote to its standard error; for Bochs, its
+	// standard output and error and the end of its log.
 	Stderr string
+	// Emulator is the emulator that ran; empty means EmulatorQEMU.
+	Emulator Emulator
+	// Reason is the emulator's own account of why it stopped, where it
+	// gives one (Bochs, see BochsExitMessage), or why the run was
+	// stopped; empty for QEMU.
+	Reason string
 }
 
 // Exited reports whether the guest ended the run itself with a status
@@ -108,13 +119,25 @@ func (r Result) String() string {
 	case PowerOff:
 		return fmt.Sprintf("juice powered off with status %d", r.Status)
 	case Reset:
+		if r.Emulator == EmulatorBochs {
+			if bochsTripleFault(r.Reason) {
+				return fmt.Sprintf("juice triple-faulted (Bochs: %s)", r.Reason)
+			}
+			return fmt.Sprintf("the machine stopped without juice's power-off line (Bochs: %s)", r.Reason)
+		}
 		return "juice reset or triple-faulted (QEMU exit code 0 without a power-off line)"
 	case TimedOut:
-		return "timed out: QEMU killed"
+		return fmt.Sprintf("timed out: %s killed", r.Emulator)
 	case Killed:
+		if r.Emulator == EmulatorBochs {
+			return "stopped before juice exited (killed or interrupted)"
+		}
 		return "stopped before juice exited (killed, interrupted, or quit from the QEMU monitor)"
 	}
-	return fmt.Sprintf("QEMU failed (exit code %d)", r.QEMUCode)
+	if r.Reason != "" {
+		return fmt.Sprintf("%s failed (exit code %d): %s", r.Emulator, r.QEMUCode, r.Reason)
+	}
+	return fmt.Sprintf("%s failed (exit code %d)", r.Emulator, r.QEMUCode)
 }
 
 // powerOffRE matches juice's last line before it powers off.
@@ -147,7 +170,7 @@ func DebugExitCode(v int) int { return (v<<1 | 1) & 0xff }
 // does not know about timeouts or kills: the caller overrides the outcome
 // for those.
 func Classify(code int, texts []string, stderr string) Result {
-	r := Result{QEMUCode: code, Stderr: stderr}
+	r := Result{QEMUCode: code, Stderr: stderr, Emulator: EmulatorQEMU}
 	status, announced := PowerOffStatus(texts)
 	switch {
 	case code < 0:

@@ -3,7 +3,8 @@
 // mapping) without juice itself. A test kernel carries a PVH ELF note (QEMU
 // -kernel) and a multiboot2 header (GRUB), prints a fixed text and
 // optionally its command line to COM1, then exits through QEMU's
-// isa-debug-exit port, halts, or triple-faults.
+// isa-debug-exit port, ends Bochs through its shutdown port, halts, or
+// triple-faults.
 package testkernel
 
 import (
@@ -23,8 +24,14 @@ const (
 	// Halt stops the CPU with interrupts off; the emulator keeps running.
 	Halt
 	// TripleFault loads an empty IDT and raises an exception: the machine
-	// resets (or QEMU exits, under -no-reboot).
+	// resets (or QEMU exits, under -no-reboot; Bochs stops, with
+	// reset_on_triple_fault=0).
 	TripleFault
+	// Shutdown writes the ASCII string "Shutdown" to port 0x8900, which
+	// ends Bochs (then halts: QEMU has no such port). Put juice's
+	// "juice: power off, status N" line in Output to mimic juice's
+	// power-off under Bochs.
+	Shutdown
 )
 
 // Program describes a test kernel.
@@ -58,6 +65,8 @@ const (
 	mb2LoaderMagic = 0x36d76289
 	pvhStartMagic  = 0x336ec578
 	xenPhys32Entry = 18 // XEN_ELFNOTE_PHYS32_ENTRY
+	// bochsShutdownPort ends Bochs when "Shutdown" is written to it.
+	bochsShutdownPort = 0x8900
 )
 
 // ELF returns the kernel image for p.
@@ -185,6 +194,13 @@ func program(a *asm, p Program) {
 		a.emit(0xbe).abs32("clsuffixstr") // mov esi, "]\n"
 		a.emit(0xe8).rel32("print")
 	}
+	// Wait until COM1 has sent everything (LSR bit 6, transmitter
+	// empty): Bochs drops what is still in flight when it stops.
+	a.emit(0x66, 0xba).u16(0x3fd) // mov dx, 0x3fd (LSR)
+	a.label("twait")
+	a.emit(0xec)       // in al, dx
+	a.emit(0xa8, 0x40) // test al, 0x40
+	a.emit(0x74).rel8("twait")
 	switch p.Action {
 	case Exit:
 		a.emit(0x66, 0xba).u16(0xf4) // mov dx, 0xf4
@@ -193,19 +209,37 @@ func program(a *asm, p Program) {
 	case TripleFault:
 		a.emit(0x0f, 0x01, 0x1d).abs32("emptyidt") // lidt [emptyidt]
 		a.emit(0xcc)                               // int3
+	case Shutdown:
+		a.emit(0x66, 0xba).u16(bochsShutdownPort) // mov dx, 0x8900
+		a.emit(0xbe).abs32("shutdownstr")         // mov esi, "Shutdown"
+		a.label("sloop")
+		a.emit(0xac)       // lodsb
+		a.emit(0x84, 0xc0) // test al, al
+		a.emit(0x74).rel8("halt")
+		a.emit(0xee) // out dx, al
+		a.emit(0xeb).rel8("sloop")
 	}
 	a.label("halt")
 	a.emit(0xf4)              // hlt
 	a.emit(0xeb).rel8("halt") // jmp halt
 
-	// print: write the NUL-terminated string at ESI to COM1.
+	// print: write the NUL-terminated string at ESI to COM1, each byte
+	// once the transmitter holding register is empty (LSR bit 5): Bochs
+	// models the line speed and drops bytes written too fast.
 	a.label("print")
-	a.emit(0x66, 0xba).u16(0x3f8) // mov dx, 0x3f8
 	a.label("ploop")
 	a.emit(0xac)       // lodsb
 	a.emit(0x84, 0xc0) // test al, al
 	a.emit(0x74).rel8("pdone")
-	a.emit(0xee) // out dx, al
+	a.emit(0x88, 0xc4)            // mov ah, al
+	a.emit(0x66, 0xba).u16(0x3fd) // mov dx, 0x3fd (LSR)
+	a.label("pwait")
+	a.emit(0xec)       // in al, dx
+	a.emit(0xa8, 0x20) // test al, 0x20
+	a.emit(0x74).rel8("pwait")
+	a.emit(0x88, 0xe0)            // mov al, ah
+	a.emit(0x66, 0xba).u16(0x3f8) // mov dx, 0x3f8
+	a.emit(0xee)                  // out dx, al
 	a.emit(0xeb).rel8("ploop")
 	a.label("pdone")
 	a.emit(0xc3) // ret
@@ -221,6 +255,9 @@ func program(a *asm, p Program) {
 	a.emit(0)
 	a.label("clsuffixstr")
 	a.emit([]byte("]\n")...)
+	a.emit(0)
+	a.label("shutdownstr")
+	a.emit([]byte("Shutdown")...)
 	a.emit(0)
 	a.labelAt("stack", Base+fileSize+stackLen)
 }

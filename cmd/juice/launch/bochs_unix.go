@@ -1,0 +1,49 @@
+//go:build unix
+
+package launch
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// bochsLockName is the lock file, in the temporary directory, whose
+// modification time is the last Bochs start of any process on this host.
+const bochsLockName = "juice-bochs-start.lock"
+
+// lockBochsStarts takes the host-wide Bochs start lock and returns the
+// time of the last recorded start (zero if unknown) and release, which
+// records started (unless it is zero) and drops the lock. Without a usable
+// lock file it returns a zero time and a release that does nothing:
+// starts are then spaced only within this process.
+func lockBochsStarts() (last time.Time, release func(started time.Time)) {
+	noop := func(time.Time) {}
+	path := filepath.Join(os.TempDir(), bochsLockName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
+	if err != nil {
+		if f, err = os.Open(path); err != nil {
+			return time.Time{}, noop
+		}
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return time.Time{}, noop
+	}
+	if st, err := f.Stat(); err == nil && st.Size() > 0 {
+		last = st.ModTime()
+	}
+	return last, func(started time.Time) {
+		if !started.IsZero() {
+			// A byte marks that the time stamp is a start, not the
+			// file's creation.
+			if st, err := f.Stat(); err == nil && st.Size() == 0 {
+				f.Write([]byte{'\n'})
+			}
+			os.Chtimes(path, started, started)
+		}
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}
+}
