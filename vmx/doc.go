@@ -1,7 +1,17 @@
-// The rest of package vmx is juice's Intel VT-x backend in the making
-// (the vmm.Backend itself is not written yet). All but instr.go runs on a
-// host under plain `go test`:
+// The rest of package vmx is juice's Intel VT-x backend (vmx.Backend and
+// vmx.VCPU implement vmm.Backend and vmm.VCPUBackend). All but the
+// assembly runs on a host under plain `go test`, with the VMX instructions
+// behind the hw variable (a fake CPU in the tests) and the MSR, CR and
+// descriptor-table accesses behind the Backend's hook fields:
 //
+//   - backend.go: New/NewWithMSRs, Enable (IA32_FEATURE_CONTROL, CR0/CR4
+//     fixed bits, VMXON; once per CPU), NewVCPU (VMCS, EPT, VPID, bitmaps,
+//     MSR lists, host and guest state) and Close;
+//   - run.go: the exit path (Run, which allocates nothing): VMCS switching
+//     between vCPUs, event injection and requeueing, CR0/CR4 write
+//     emulation, readable entry failures, the interrupt window;
+//   - host.go, host_amd64.s: the host-state area (SGDT, SIDT, the TSS
+//     descriptor's base);
 //   - instr.go, instr_amd64.s: the VMX instructions as BYTE sequences and
 //     the VMLAUNCH/VMRESUME guest entry;
 //   - vmcs.go: VMCS field encodings (SDM Vol. 3D Appendix B) and their

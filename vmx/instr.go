@@ -41,23 +41,30 @@ func vmwrite(enc, v uint64) Status
 // = {EPTP, 0}), 2 all contexts.
 func invept(typ uint64, desc *[2]uint64) Status
 
-// invvpid invalidates VPID-tagged translations: typ 1 single address, 2
-// single context, 3 all contexts (desc = {VPID, linear address}).
+// invvpid invalidates VPID-tagged translations: typ 0 individual address,
+// 1 single context, 2 all contexts, 3 single context retaining globals
+// (desc = {VPID, linear address}).
 func invvpid(typ uint64, desc *[2]uint64) Status
 
 // vmenter runs the guest of the current VMCS until its next VM exit:
-// VMLAUNCH when launched is false, VMRESUME otherwise. It writes HOST_RSP
-// and HOST_RIP (vmexitStub) itself, loads the guest's general registers
-// from regs (RSP, RIP and RFLAGS live in the VMCS) and stores them back
-// after the exit; the x87/SSE state is swapped with FXSAVE/FXRSTOR
+// VMLAUNCH when launched is false, VMRESUME otherwise. With interrupts
+// off (CLI) it writes HOST_RSP and HOST_RIP (vmexitStub) and HOST_FS_BASE
+// (the current IA32_FS_BASE: the Go runtime's TLS belongs to the thread,
+// and the vCPU's goroutine may run on another thread than at its last
+// entry), loads CR2 from *cr2 (the guest's; the VMCS has no CR2 field)
+// and the guest's general registers from regs (RSP, RIP and RFLAGS live
+// in the VMCS), and after the exit stores them back and the guest's CR2
+// into *cr2, still with interrupts off, so that no host page fault can
+// clobber it first. The x87/SSE state is swapped with FXSAVE/FXRSTOR
 // through guestFX and hostFX (16-byte aligned). The host's RFLAGS (and so
-// its interrupt flag) is restored after the exit, so an external interrupt
-// that made the guest exit is taken by juice's IDT right away. It returns
-// Succeeded after a VM exit, or the failure status of VMLAUNCH/VMRESUME
-// (then the guest never ran). Exit context: nosplit, allocation-free.
+// its interrupt flag) is restored after the exit, so an external
+// interrupt that made the guest exit is taken by juice's IDT right away.
+// It returns Succeeded after a VM exit, or the failure status of
+// VMLAUNCH/VMRESUME (then the guest never ran). Exit context: nosplit,
+// allocation-free.
 //
 //go:noescape
-func vmenter(regs *vmm.Regs, launched bool, guestFX, hostFX *[512]byte) Status
+func vmenter(regs *vmm.Regs, launched bool, guestFX, hostFX *[512]byte, cr2 *uint64) Status
 
 // vmlaunchTail and vmexitStub are vmenter's halves (see instr_amd64.s);
 // declared for the assembler's symbol references only.

@@ -97,9 +97,9 @@ TEXT ·invvpid(SB),NOSPLIT,$0-17
 #define R_R14 112
 #define R_R15 120
 
-// func vmenter(regs *vmm.Regs, launched bool, guestFX, hostFX *[512]byte) Status
+// func vmenter(regs *vmm.Regs, launched bool, guestFX, hostFX *[512]byte, cr2 *uint64) Status
 // Frame: 0(SP) regs, 8(SP) launched, 16(SP) status, 24(SP) host RFLAGS.
-TEXT ·vmenter(SB),NOSPLIT,$32-33
+TEXT ·vmenter(SB),NOSPLIT,$32-41
 	MOVQ hostFX+24(FP), AX
 	FXSAVE64 (AX)
 	MOVQ guestFX+16(FP), AX
@@ -113,6 +113,23 @@ TEXT ·vmenter(SB),NOSPLIT,$32-33
 	MOVQ AX, 8(SP)
 	MOVQ $0, 16(SP)
 	CLI
+	// HOST_FS_BASE = IA32_FS_BASE now: this thread's TLS, which the
+	// runtime's ABI wrappers read back (g) right after the exit.
+	MOVL $0xC0000100, CX
+	RDMSR
+	SHLQ $32, DX
+	ORQ DX, AX
+	MOVQ AX, CX
+	MOVQ $0x6C06, DX // HOST_FS_BASE
+	BYTE $0x0F; BYTE $0x79; BYTE $0xD1 // VMWRITE RDX, RCX
+	// The guest's CR2 (written only when it differs: MOV to CR2 is slow).
+	MOVQ cr2+32(FP), AX
+	MOVQ (AX), AX
+	MOVQ CR2, DX
+	CMPQ AX, DX
+	JEQ cr2loaded
+	MOVQ AX, CR2
+cr2loaded:
 	// The guest's RBP is loaded here, where the prologue has saved the
 	// frame pointer (the epilogue restores it).
 	MOVQ regs+0(FP), AX
@@ -121,6 +138,11 @@ TEXT ·vmenter(SB),NOSPLIT,$32-33
 	// vmexitStub after a VM exit (both with RET through the address this
 	// CALL pushed, which is where HOST_RSP points).
 	CALL ·vmlaunchTail(SB)
+	// Interrupts are still off: save the guest's CR2 before anything can
+	// fault.
+	MOVQ CR2, AX
+	MOVQ cr2+32(FP), BX
+	MOVQ AX, (BX)
 	MOVQ 24(SP), AX
 	PUSHQ AX
 	POPFQ
@@ -129,7 +151,7 @@ TEXT ·vmenter(SB),NOSPLIT,$32-33
 	MOVQ hostFX+24(FP), AX
 	FXRSTOR64 (AX)
 	MOVQ 16(SP), AX
-	MOVB AX, ret+32(FP)
+	MOVB AX, ret+40(FP)
 	RET
 
 // vmlaunchTail runs with [RSP] = vmenter's return point, 8(SP) = regs,

@@ -15,6 +15,7 @@ import (
 	"juice/vmm/bundle"
 	"juice/vmm/devices"
 	"juice/vmm/loader"
+	"juice/vmx"
 )
 
 // vmResult is how one VM of the bundle ended.
@@ -147,24 +148,30 @@ func buildVM(spec bundle.VMSpec, be vmm.Backend) (*vmm.VM, error) {
 
 var (
 	beOnce sync.Once
-	be     *svm.Backend
+	be     vmm.Backend
 	beErr  error
 )
 
-// backend returns the hardware backend for this CPU, enabled on it.
+// backend returns the hardware backend for this CPU (AMD-V or Intel VT-x),
+// enabled on it.
 func backend() (vmm.Backend, error) {
 	beOnce.Do(func() {
 		f := kernel.ProbeFeatures()
-		if !f.SVM.Present {
-			beErr = fmt.Errorf("no usable hardware virtualization: %s", f.SVM.String())
-			if f.VMX.Present {
-				beErr = fmt.Errorf("Intel VT-x is not supported yet (issue 4)")
+		switch {
+		case f.SVM.Present:
+			b, err := svm.New(f.SVM, kernel.Host())
+			if err == nil {
+				err = b.Enable()
 			}
-			return
-		}
-		be, beErr = svm.New(f.SVM, kernel.Host())
-		if beErr == nil {
-			beErr = be.Enable()
+			be, beErr = b, err
+		case f.VMX.Present:
+			b, err := vmx.New(f.VMX, kernel.Host())
+			if err == nil {
+				err = b.Enable()
+			}
+			be, beErr = b, err
+		default:
+			beErr = fmt.Errorf("no usable hardware virtualization: %s; %s", f.SVM.String(), f.VMX.String())
 		}
 	})
 	if beErr != nil {
