@@ -33,7 +33,7 @@ const (
 	// defaultExceptions: #DB (1) and #AC (17) against the endless
 	// benign-exception loops (CVE-2015-8104, CVE-2015-5307), #MC (18)
 	// because machine checks are juice's.
-	defaultExceptions = 1<<1 | 1<<17 | 1<<18
+	defaultExceptions = 1<<1 | 1<<6 | 1<<17 | 1<<18 // #DB, #UD (the other vendor's hypercall instruction), #AC, #MC
 	// pauseFilterCount is the number of PAUSEs before a PAUSE exit when
 	// the CPU has the PAUSE filter.
 	pauseFilterCount = 3000

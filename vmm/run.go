@@ -114,6 +114,11 @@ func (vm *VM) dispatch(v *VCPU) {
 			vm.stopf(Error, -1, "vCPU %d: machine check (#MC) while the guest ran at RIP %#x", v.ID, v.Regs.RIP)
 		case e.Vector == VectorPF:
 			v.InjectPageFault(e.Info2, e.ErrCode)
+		case e.Vector == VectorUD && vm.otherVendorHypercall(v):
+			// VMCALL on AMD or VMMCALL on Intel: a guest built for the
+			// other vendor; serve the hypercall as the right one would be.
+			vm.hypercall(v)
+			vm.advance(v, 3)
 		case e.Vector < 32:
 			v.InjectException(e.Vector, e.ErrCode)
 		default:
@@ -129,6 +134,22 @@ func (vm *VM) dispatch(v *VCPU) {
 		vm.stopf(Fault, -1, "vCPU %d: unhandled exit %s (backend code %#x, info %#x/%#x) at RIP %#x",
 			v.ID, r, e.Raw, e.Info1, e.Info2, v.Regs.RIP)
 	}
+}
+
+// otherVendorHypercall reports whether the #UD in v.Exit came from VMCALL
+// (0F 01 C1) or VMMCALL (0F 01 D9) at RIP: the hypercall instruction of
+// the vendor this CPU is not. juice's guests may use either on both, as
+// they can under KVM. Exit path: no allocation (the fetch buffer is the
+// vCPU's).
+func (vm *VM) otherVendorHypercall(v *VCPU) bool {
+	v.syncSRegs()
+	mode := modeOf(&v.SRegs, v.Regs.RFLAGS)
+	n, _ := vm.fetchInstr(v, mode, cplOf(&v.SRegs, v.Regs.RFLAGS))
+	if n < 3 {
+		return false
+	}
+	b := v.c.fetch[:3]
+	return b[0] == 0x0f && b[1] == 0x01 && (b[2] == 0xc1 || b[2] == 0xd9)
 }
 
 // handleIO handles ExitIO.

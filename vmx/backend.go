@@ -57,7 +57,7 @@ const (
 	// defaultExceptions: #DB (1) and #AC (17) against the endless
 	// benign-exception loops (CVE-2015-8104, CVE-2015-5307), #MC (18)
 	// because machine checks are the host's.
-	defaultExceptions = 1<<1 | 1<<17 | 1<<18
+	defaultExceptions = 1<<1 | 1<<6 | 1<<17 | 1<<18 // #DB, #UD (the other vendor's hypercall instruction), #AC, #MC
 	// DefaultPAT is IA32_PAT at power-on (WB, WT, UC-, UC, repeated).
 	DefaultPAT = 0x0007_0406_0007_0406
 	// defaultDR7 is DR7 at reset.

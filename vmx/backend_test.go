@@ -194,7 +194,7 @@ func TestNewVCPUSetsUpTheVMCS(t *testing.T) {
 		{"EPT, VPID, unrestricted guest, PLE", fld(Proc2Controls) == Proc2EnableEPT|Proc2EnableVPID|Proc2UnrestrictedGuest|Proc2PauseLoopExiting},
 		{"64-bit host", fld(ExitControls)&ExitCtlHostAddrSpaceSize != 0},
 		{"entry: 32-bit guest", fld(EntryControls)&EntryCtlIA32eModeGuest == 0},
-		{"exception bitmap #DB #AC #MC", fld(ExceptionBitmap) == 1<<1|1<<17|1<<18},
+		{"exception bitmap #DB #UD #AC #MC", fld(ExceptionBitmap) == 1<<1|1<<6|1<<17|1<<18},
 		{"CR3-target count 0", fld(CR3TargetCount) == 0},
 		{"VMCS link pointer", fld(VMCSLinkPointer) == ^uint64(0)},
 		{"EPTP", fld(EPTPointer) == c.EPT().EPTP() && c.EPT().Root() != 0},
