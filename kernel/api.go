@@ -58,7 +58,7 @@ func Logf(format string, args ...any) {
 // "crashtest", "syscalltest", "oomtest", or "" for none.
 func TestMode() string {
 	switch config.Mode {
-	case cmdline.ModeCrashtest, cmdline.ModeSyscalltest, cmdline.ModeOOMtest:
+	case cmdline.ModeCrashtest, cmdline.ModeSyscalltest, cmdline.ModeOOMtest, cmdline.ModeEntrytest:
 		return config.Mode.String()
 	}
 	return ""

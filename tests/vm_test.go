@@ -493,3 +493,22 @@ func TestVMGuestsVTx(t *testing.T) {
 	}
 	r.ExpectExit(0) // hello's status: the first VM's
 }
+
+// A VM whose state VM entry refuses (juice.mode=entrytest breaks the task
+// register of the VM named "broken") stops with a readable message naming
+// the guest-state field; juice and the other VM keep running.
+func TestVMEntryFailureVTx(t *testing.T) {
+	t.Parallel()
+	r := BootVMs(t, launch.Config{Mem: "128M", Emulator: launch.EmulatorBochs, Append: "juice.mode=entrytest"},
+		launch.VMSpec{Name: "hello"},
+		launch.VMSpec{Name: "broken", Kernel: Guest(t, "hello")})
+	f := r.Expect(VMEnd("broken") + "stopped (error): ")
+	for _, want := range []string{"guest entry failed", "invalid guest state", "TR"} {
+		if !strings.Contains(f, want) {
+			t.Errorf("entry-failure line %q lacks %q", f, want)
+		}
+	}
+	r.Expect(GuestLine("hello", "hello from guest"))
+	r.Expect(VMEnd("hello") + "exited with status 0")
+	r.ExpectExit(0)
+}

@@ -56,6 +56,10 @@ const (
 	// ModeOOMtest makes juice allocate until memory runs out
 	// (integration tests).
 	ModeOOMtest
+	// ModeEntrytest breaks the initial state of a VM named "broken" so
+	// that its first entry fails (integration tests of the readable
+	// entry-failure message).
+	ModeEntrytest
 )
 
 // String returns the mode's command-line name.
@@ -73,6 +77,8 @@ func (m Mode) String() string {
 		return "syscalltest"
 	case ModeOOMtest:
 		return "oomtest"
+	case ModeEntrytest:
+		return "entrytest"
 	}
 	return "invalid"
 }
@@ -218,6 +224,8 @@ func word(w []byte, c *Config) Status {
 			c.Mode = ModeSyscalltest
 		case equal(val, "oomtest"):
 			c.Mode = ModeOOMtest
+		case equal(val, "entrytest"):
+			c.Mode = ModeEntrytest
 		default:
 			return StatusBadValue
 		}

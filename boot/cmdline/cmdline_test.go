@@ -205,7 +205,7 @@ func FuzzParse(f *testing.F) {
 }
 
 func TestFaultInjectionModes(t *testing.T) {
-	for _, m := range []Mode{ModeCrashtest, ModeSyscalltest, ModeOOMtest} {
+	for _, m := range []Mode{ModeCrashtest, ModeSyscalltest, ModeOOMtest, ModeEntrytest} {
 		var c Config
 		w := []byte("juice.mode=" + m.String())
 		if st, _, _ := Parse(w, &c); st != StatusOK || c.Mode != m {

@@ -31,6 +31,7 @@ func main() {
 	case "oomtest":
 		exhaustMemory()
 	}
+	// "entrytest" acts in buildVM.
 	if kernel.SelftestMode() {
 		os.Exit(runSelftest())
 	}
