@@ -7,8 +7,12 @@
 //     EBX pointing at the multiboot information structure.
 //   - PVH (Xen's direct-boot ABI): ELF32/ELF64 kernels with a
 //     XEN_ELFNOTE_PHYS32_ENTRY note; EBX points at hvm_start_info.
+//   - Linux bzImage (boot protocol 2.12+, "HdrS" at 0x202): LoadLinux
+//     (linux.go) fills boot_params and starts the vCPU at the 64-bit entry
+//     in long mode; Load uses it for a bzImage, joining the modules into
+//     one initrd.
 //
-// Both start the vCPU in 32-bit protected mode with paging off and flat
+// Multiboot and PVH start the vCPU in 32-bit protected mode with paging off and flat
 // 4 GiB segments. A kernel with a valid multiboot header is loaded as
 // multiboot even if it also has a PVH note (QEMU's -kernel order).
 //
@@ -85,6 +89,8 @@ func Load(mem *vmm.GuestMemory, v *vmm.VCPU, kernel []byte, cmdline string, mods
 		return Image{}, herr
 	} else if ok {
 		img, err = l.multiboot(kernel, hdr, cmdline, mods)
+	} else if isBzImage(kernel) && !isELF(kernel) {
+		return LoadLinux(mem, v, kernel, cmdline, linuxInitrd(mods))
 	} else if isELF(kernel) {
 		img, err = l.pvh(kernel, cmdline, mods)
 	} else {
