@@ -455,8 +455,10 @@ func memFrom(m x86asm.Mem, inst *x86asm.Inst) (memOperand, bool) {
 	return op, true
 }
 
-// gpr returns a pointer to general-purpose register n (0-15).
-func (r *Regs) gpr(n uint8) *uint64 {
+// GPR returns a pointer to the general register numbered n in the
+// instruction encoding (0 RAX, 1 RCX, 2 RDX, 3 RBX, 4 RSP, 5 RBP, 6 RSI,
+// 7 RDI, 8-15 R8-R15). Exit path: no allocation.
+func (r *Regs) GPR(n uint8) *uint64 {
 	switch n & 15 {
 	case 0:
 		return &r.RAX
@@ -494,7 +496,7 @@ func (r *Regs) gpr(n uint8) *uint64 {
 
 // getReg reads a register operand.
 func (r *Regs) getReg(o regOperand) uint64 {
-	v := *r.gpr(o.num)
+	v := *r.GPR(o.num)
 	if o.high {
 		return v >> 8 & 0xff
 	}
@@ -504,7 +506,7 @@ func (r *Regs) getReg(o regOperand) uint64 {
 // setReg writes a register operand with x86 semantics: 8- and 16-bit
 // writes keep the other bits, 32-bit writes zero-extend.
 func (r *Regs) setReg(o regOperand, val uint64) {
-	p := r.gpr(o.num)
+	p := r.GPR(o.num)
 	switch {
 	case o.high:
 		*p = *p&^0xff00 | (val&0xff)<<8
@@ -522,7 +524,7 @@ func (r *Regs) setReg(o regOperand, val uint64) {
 // addAddrReg adds delta to register n as an address-size-wide register
 // (rSI, rDI, rCX of string instructions).
 func (r *Regs) addAddrReg(n uint8, delta uint64, addrSize uint8) {
-	p := r.gpr(n)
+	p := r.GPR(n)
 	switch addrSize {
 	case 16:
 		*p = *p&^0xffff | (*p+delta)&0xffff
@@ -551,10 +553,10 @@ func (v *VCPU) effAddr(m *memOperand, instLen uint8) uint64 {
 	case m.base == regRIP:
 		ea += v.Regs.RIP + uint64(instLen)
 	case m.base >= 0:
-		ea += *v.Regs.gpr(uint8(m.base))
+		ea += *v.Regs.GPR(uint8(m.base))
 	}
 	if m.index >= 0 {
-		ea += *v.Regs.gpr(uint8(m.index)) * uint64(m.scale)
+		ea += *v.Regs.GPR(uint8(m.index)) * uint64(m.scale)
 	}
 	return ea & addrMask(m.addrSize)
 }

@@ -145,7 +145,7 @@ func (vm *VM) stringIO(v *VCPU) {
 		reg, acc = 7, accWrite // rDI
 	}
 	for done := 0; count > 0 && done < maxStringPerExit; done++ {
-		off := *r.gpr(reg) & addrMask(d.addrSize)
+		off := *r.GPR(reg) & addrMask(d.addrSize)
 		sp, f, ok := v.xlateSpan(v.linear(d.seg, off, mode), d.size, acc, cpl, d.seg, mode)
 		if !ok {
 			vm.raiseFault(v, &f, "string I/O buffer")

@@ -476,45 +476,6 @@ func (c *VCPU) longMode() bool {
 	return c.read(GuestIA32EFER)&EFERLMA != 0 && c.read(GuestCSAccessRights)&ARL != 0
 }
 
-// gpr returns the general register numbered n in the instruction
-// encoding (0 RAX, 1 RCX, 2 RDX, 3 RBX, 4 RSP, 5 RBP, 6 RSI, 7 RDI, 8-15
-// R8-R15).
-func gpr(r *vmm.Regs, n uint8) *uint64 {
-	switch n & 15 {
-	case 0:
-		return &r.RAX
-	case 1:
-		return &r.RCX
-	case 2:
-		return &r.RDX
-	case 3:
-		return &r.RBX
-	case 4:
-		return &r.RSP
-	case 5:
-		return &r.RBP
-	case 6:
-		return &r.RSI
-	case 7:
-		return &r.RDI
-	case 8:
-		return &r.R8
-	case 9:
-		return &r.R9
-	case 10:
-		return &r.R10
-	case 11:
-		return &r.R11
-	case 12:
-		return &r.R12
-	case 13:
-		return &r.R13
-	case 14:
-		return &r.R14
-	}
-	return &r.R15
-}
-
 // CR0 bits the emulation checks.
 const (
 	cr0MP = 1 << 1
@@ -541,7 +502,7 @@ func (c *VCPU) emulateCR(v *vmm.VCPU, q uint64, ilen uint32) bool {
 	if ilen != 0 && ilen <= maxInsnLen {
 		switch {
 		case a.Type == CRAccessMovTo && (a.CR == 0 || a.CR == 4):
-			val := *gpr(&v.Regs, a.GPR)
+			val := *v.Regs.GPR(a.GPR)
 			if !c.longMode() {
 				val &= 0xffff_ffff
 			}
