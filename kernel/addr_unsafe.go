@@ -7,9 +7,6 @@ import "unsafe"
 // never moves.
 
 //go:nosplit
-func addrOf(p unsafe.Pointer) uintptr { return uintptr(p) }
-
-//go:nosplit
 func frameAddr(t *thread) uintptr { return uintptr(unsafe.Pointer(&t.frame)) }
 
 //go:nosplit

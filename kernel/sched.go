@@ -160,10 +160,9 @@ func schedule() {
 			return
 		}
 		// Nothing to run: sleep until an interrupt (the timer, armed for
-		// the earliest deadline, or a device).
-		if next == 0 && !pollSources() {
-			idleNoWork()
-		}
+		// the earliest deadline, or a device). With no deadline at all
+		// (every thread blocked without a timeout) only a device
+		// interrupt can wake the CPU.
 		armTimer(next)
 		cpu.StiHalt()
 		now = cpu.RDTSC()
@@ -184,18 +183,3 @@ func switchTo(i int32) {
 	c.fx = fxAddr(t)
 	cpu.WRMSR(msrFSBase, t.fsbase)
 }
-
-// pollSources reports whether some event source may still wake a thread
-// without a deadline: with no timers pending and nothing runnable, only the
-// console input could. Kernel context.
-//
-//go:nosplit
-func pollSources() bool { return false }
-
-// idleNoWork is reached when every thread is blocked forever: the Go
-// runtime is deadlocked (it would report "all goroutines are asleep" only
-// with a netpoller that never blocks). juice halts the CPU; interrupts still
-// wake it.
-//
-//go:nosplit
-func idleNoWork() {}
