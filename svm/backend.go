@@ -142,14 +142,6 @@ func (b *Backend) Enable() error {
 	return nil
 }
 
-// hostFor is the host whose memory serves vm: vm.Host, or the backend's.
-func (b *Backend) hostFor(vm *vmm.VM) *vmm.Host {
-	if vm.Host != nil && vm.Host.Mem != nil && vm.Host.Frames != nil {
-		return vm.Host
-	}
-	return b.host
-}
-
 // vmStateFor returns vm's shared state, creating it on the VM's first
 // vCPU. b.mu is held.
 func (b *Backend) vmStateFor(vm *vmm.VM) (*vmState, error) {
@@ -157,7 +149,7 @@ func (b *Backend) vmStateFor(vm *vmm.VM) (*vmState, error) {
 		st.refs++
 		return st, nil
 	}
-	host := b.hostFor(vm)
+	host := vm.HostOr(b.host)
 	npt, err := NewNPT(host, vm.Mem, b.Page1G)
 	if err != nil {
 		return nil, err

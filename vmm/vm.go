@@ -349,3 +349,13 @@ func (vm *VM) Close() {
 // hypercall timer armed and no interrupt source in the VM can never wake:
 // the VM stops with HaltedForever instead of hanging.
 func (vm *VM) AddInterruptSource() { vm.irqSources.Add(1) }
+
+// HostOr returns the host whose memory serves vm: vm.Host when it is
+// usable, else fallback (a backend's own). Backends allocate a VM's
+// hardware structures from it.
+func (vm *VM) HostOr(fallback *Host) *Host {
+	if vm.Host != nil && vm.Host.Mem != nil && vm.Host.Frames != nil {
+		return vm.Host
+	}
+	return fallback
+}

@@ -305,14 +305,6 @@ type vmState struct {
 // bitmapPages is the number of pages at vmState.bitmaps.
 const bitmapPages = (IOBitmapsSize + MSRBitmapSize) / mm.PageSize
 
-// hostFor is the host whose memory serves vm: vm.Host, or the backend's.
-func (b *Backend) hostFor(vm *vmm.VM) *vmm.Host {
-	if vm.Host != nil && vm.Host.Mem != nil && vm.Host.Frames != nil {
-		return vm.Host
-	}
-	return b.host
-}
-
 // vmStateFor returns vm's shared state, creating it on the VM's first
 // vCPU. b.mu is held.
 func (b *Backend) vmStateFor(vm *vmm.VM) (*vmState, error) {
@@ -320,7 +312,7 @@ func (b *Backend) vmStateFor(vm *vmm.VM) (*vmState, error) {
 		st.refs++
 		return st, nil
 	}
-	host := b.hostFor(vm)
+	host := vm.HostOr(b.host)
 	ept, err := NewEPT(host, vm.Mem, b.EPT)
 	if err != nil {
 		return nil, err
