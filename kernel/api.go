@@ -160,3 +160,19 @@ func Banner(version string) {
 	Logf("memory: %d MiB usable, %d KiB in use after boot, 1 CPU running (of %d in the MADT)",
 		memReport.usable>>20, Footprint()>>10, max(acpiTables.NCPU, 1))
 }
+
+// ConsoleRead moves the bytes waiting in the console UART's receiver into
+// b and returns how many; it never blocks (0: nothing waiting). Host
+// console input for the VMs is polled through it.
+func ConsoleRead(b []byte) int {
+	n := 0
+	for n < len(b) {
+		c, ok := uart0.TryReadByte()
+		if !ok {
+			break
+		}
+		b[n] = c
+		n++
+	}
+	return n
+}

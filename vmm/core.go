@@ -73,6 +73,11 @@ type vcpuCore struct {
 	timerVector   uint8
 	timerDeadline int64
 
+	// platNext is the platform's next timer deadline (platArmed: one
+	// is armed), from the last Poll.
+	platNext  int64
+	platArmed bool
+
 	// windowOn is what the core last asked RequestInterruptWindow for.
 	windowOn bool
 	// started is set by StartVCPU (under VM.mu).

@@ -347,3 +347,42 @@ func log2(x uint32) int {
 func le32(s string) uint32 {
 	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
 }
+
+// KVM-compatible paravirtual leaves a VM with a platform gets (see
+// EnablePlatform). Linux finds them by scanning 4000_0000-4000_FF00 in
+// steps of 0x100 for the signature, so juice's own leaves stay at
+// 4000_0000.
+const (
+	CPUIDKVMBase     = 0x40000100
+	CPUIDKVMFeatures = 0x40000101
+	// KVMSignature is what leaf CPUIDKVMBase returns in EBX, ECX, EDX.
+	KVMSignature = "KVMKVMKVM\x00\x00\x00"
+
+	// KVM feature bits (CPUIDKVMFeatures EAX) juice offers: the
+	// kvmclock MSRs at 4B56_4D00/01, no need for port-0x80 I/O delays,
+	// and a TSC that is stable across vCPUs.
+	KVMFeatureNopIODelay        = 1 << 1
+	KVMFeatureClocksource2      = 1 << 3
+	KVMFeatureClocksourceStable = 1 << 24
+	kvmFeatures                 = KVMFeatureNopIODelay | KVMFeatureClocksource2 | KVMFeatureClocksourceStable
+	leaf1ECXX2APIC              = 1 << 21
+	leaf1ECXTSCDeadline         = 1 << 24
+)
+
+// EnablePlatform extends the table for a VM with a chipset model (local
+// APICs with x2APIC and the TSC-deadline timer, a paravirtual clock):
+// 1.ECX gains x2APIC and TSC-deadline, and the KVM-compatible leaves
+// 4000_0100 (signature "KVMKVMKVM") and 4000_0101 (features: kvmclock
+// through the new MSRs, stable TSC, no I/O delay) appear, so that a stock
+// Linux guest learns its TSC frequency from kvmclock instead of
+// calibrating it against a timer. Call it before the VM starts.
+func (t *CPUIDTable) EnablePlatform() {
+	for i := 0; i < t.n; i++ {
+		if e := &t.entries[i]; e.Leaf == 1 {
+			e.ECX |= leaf1ECXX2APIC | leaf1ECXTSCDeadline
+		}
+	}
+	t.add(CPUIDEntry{Leaf: CPUIDKVMBase, EAX: CPUIDKVMFeatures,
+		EBX: le32(KVMSignature[0:4]), ECX: le32(KVMSignature[4:8]), EDX: le32(KVMSignature[8:12])})
+	t.add(CPUIDEntry{Leaf: CPUIDKVMFeatures, EAX: kvmFeatures})
+}

@@ -127,7 +127,7 @@ func (vm *VM) handleMMIO(v *VCPU) {
 	case vm.Mem.In(e.GPA, 1):
 		vm.stopf(Error, -1, "vCPU %d: nested page fault on guest-physical %#x, which is RAM (RIP %#x): backend bug",
 			v.ID, e.GPA, v.Regs.RIP)
-	case !vm.mmio.Has(e.GPA):
+	case !vm.mmio.Has(e.GPA) && !vm.inLocalWindow(v, e.GPA):
 		vm.stopf(Fault, -1, "vCPU %d: guest-physical address %#x is not RAM or a device (%s at RIP %#x)",
 			v.ID, e.GPA, accessName(e), v.Regs.RIP)
 	case e.Fetch:
@@ -626,7 +626,7 @@ func (v *VCPU) xlateSpan(la uint64, size uint8, acc access, cpl uint8, seg uint8
 
 // physRead reads a translated access from RAM or a device. Only RAM
 // accesses may straddle pages.
-func (vm *VM) physRead(sp span) (uint64, bool) {
+func (vm *VM) physRead(v *VCPU, sp span) (uint64, bool) {
 	if sp.split == sp.size {
 		if val, ok := vm.Mem.Read(sp.gpa, sp.size); ok {
 			return val, true
@@ -634,7 +634,7 @@ func (vm *VM) physRead(sp span) (uint64, bool) {
 		if vm.Mem.In(sp.gpa, 1) { // runs off the end of RAM
 			return 0, false
 		}
-		return vm.mmio.Read(sp.gpa, sp.size)
+		return vm.devRead(v, sp.gpa, sp.size)
 	}
 	var b [8]byte
 	p1, ok1 := vm.Mem.Slice(sp.gpa, uint64(sp.split))
@@ -648,7 +648,7 @@ func (vm *VM) physRead(sp span) (uint64, bool) {
 }
 
 // physWrite writes a translated access to RAM or a device.
-func (vm *VM) physWrite(sp span, val uint64) bool {
+func (vm *VM) physWrite(v *VCPU, sp span, val uint64) bool {
 	if sp.split == sp.size {
 		if vm.Mem.Write(sp.gpa, sp.size, val) {
 			return true
@@ -656,7 +656,7 @@ func (vm *VM) physWrite(sp span, val uint64) bool {
 		if vm.Mem.In(sp.gpa, 1) {
 			return false
 		}
-		return vm.mmio.Write(sp.gpa, sp.size, val)
+		return vm.devWrite(v, sp.gpa, sp.size, val)
 	}
 	var b [8]byte
 	binary.LittleEndian.PutUint64(b[:], val)
@@ -704,7 +704,7 @@ func (vm *VM) execMov(v *VCPU, op *mmioOp, mode int, cpl uint8) {
 	}
 	switch op.kind {
 	case opLoad:
-		val, ok := vm.mmio.Read(sp.gpa, op.size)
+		val, ok := vm.devRead(v, sp.gpa, op.size)
 		if !ok {
 			vm.badDeviceAccess(v, sp)
 			return
@@ -714,12 +714,12 @@ func (vm *VM) execMov(v *VCPU, op *mmioOp, mode int, cpl uint8) {
 		}
 		v.Regs.setReg(op.reg, val)
 	case opStore:
-		if !vm.mmio.Write(sp.gpa, op.size, v.Regs.getReg(op.reg)) {
+		if !vm.devWrite(v, sp.gpa, op.size, v.Regs.getReg(op.reg)) {
 			vm.badDeviceAccess(v, sp)
 			return
 		}
 	case opStoreImm:
-		if !vm.mmio.Write(sp.gpa, op.size, op.imm) {
+		if !vm.devWrite(v, sp.gpa, op.size, op.imm) {
 			vm.badDeviceAccess(v, sp)
 			return
 		}
@@ -780,13 +780,13 @@ func (vm *VM) execString(v *VCPU, op *mmioOp, mode int, cpl uint8) {
 		}
 		switch op.kind {
 		case opStos:
-			if !vm.physWrite(dst, r.RAX) {
+			if !vm.physWrite(v, dst, r.RAX) {
 				vm.badDeviceAccess(v, dst)
 				return
 			}
 			r.addAddrReg(7, step, as)
 		case opLods:
-			val, ok := vm.physRead(src)
+			val, ok := vm.physRead(v, src)
 			if !ok {
 				vm.badDeviceAccess(v, src)
 				return
@@ -794,12 +794,12 @@ func (vm *VM) execString(v *VCPU, op *mmioOp, mode int, cpl uint8) {
 			r.setReg(regOperand{num: 0, size: op.size}, val)
 			r.addAddrReg(6, step, as)
 		case opMovs:
-			val, ok := vm.physRead(src)
+			val, ok := vm.physRead(v, src)
 			if !ok {
 				vm.badDeviceAccess(v, src)
 				return
 			}
-			if !vm.physWrite(dst, val) {
+			if !vm.physWrite(v, dst, val) {
 				vm.badDeviceAccess(v, dst)
 				return
 			}

@@ -98,10 +98,31 @@ func (vm *VM) deliver(v *VCPU) {
 		}
 		want = c.irqPending()
 	}
+	if vm.plat != nil {
+		if _, ok := vm.plat.Pending(v); ok {
+			if !v.HasPending && v.backend.CanInjectInterrupt(v) {
+				vec, _ := vm.plat.Pending(v)
+				vm.plat.Ack(v, vec)
+				v.Pending = Event{Kind: EventExtInt, Vector: vec}
+				v.HasPending = true
+				_, ok = vm.plat.Pending(v)
+			}
+			want = want || ok
+		}
+	}
 	if want != c.windowOn {
 		c.windowOn = want
 		v.backend.RequestInterruptWindow(want)
 	}
+}
+
+// platPending reports whether the platform has an interrupt v may take.
+func (vm *VM) platPending(v *VCPU) bool {
+	if vm.plat == nil {
+		return false
+	}
+	_, ok := vm.plat.Pending(v)
+	return ok
 }
 
 // halt handles HLT at rip (RIP already past it): returns at once if an
@@ -123,22 +144,27 @@ func (vm *VM) halt(v *VCPU, rip uint64) {
 	}
 	for !vm.stopped() {
 		vm.checkTimer(v)
-		if c.irqPending() {
+		vm.pollPlatform(v)
+		if c.irqPending() || vm.platPending(v) {
 			return
 		}
-		if !c.timerArmed && vm.irqSources.Load() == 0 {
+		armed, deadline := c.timerArmed, c.timerDeadline
+		if c.platArmed && (!armed || c.platNext < deadline) {
+			armed, deadline = true, c.platNext
+		}
+		if !armed && vm.irqSources.Load() == 0 {
 			vm.stopf(HaltedForever, -1, "vCPU %d halted at RIP %#x with no interrupt pending, no timer armed and no interrupt source: nothing can wake it",
 				v.ID, rip)
 			return
 		}
-		if !c.timerArmed {
+		if !armed {
 			<-c.wake
 			continue
 		}
 		// Sleep until the deadline by the VM's clock, or a wake-up. (The
 		// runtime timer may fire a little early by that clock: the loop
 		// then sleeps again for the rest.)
-		rem := c.timerDeadline - vm.clock()
+		rem := deadline - vm.clock()
 		if rem <= 0 {
 			continue
 		}

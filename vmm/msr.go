@@ -35,6 +35,7 @@ package vmm
 //	KERNEL_GS_BASE        0xC000_0102 stored, must be canonical
 //	HWCR                  0xC001_0015 AMD only: TscFreqSel (bit 24: the TSC counts at P0 frequency; Linux warns
 //	                                  without it); a write must leave the value unchanged
+//	INT_PENDING_MSG       0xC001_0055 AMD only: 0 (C1E not in use; Linux reads it on family 0Fh/10h); read-only
 //	DE_CFG                0xC001_1029 AMD only: LFENCE serializing (bit 1); a write must leave the value unchanged
 //
 // Deliberately absent (#GP): x2APIC (0x800-0x8FF), TSC_DEADLINE,
@@ -69,6 +70,7 @@ const (
 	MSRKernelGSBase    = 0xc0000102
 	MSRHWCR            = 0xc0010015
 	MSRDECfg           = 0xc0011029
+	MSRIntPendingMsg   = 0xc0010055
 	msrAPICBaseDefault = 0xfee00000
 )
 
@@ -112,6 +114,11 @@ type MSRState struct {
 
 // rdmsr emulates RDMSR of idx; ok is false for a #GP.
 func (vm *VM) rdmsr(v *VCPU, idx uint32) (val uint64, ok bool) {
+	if vm.plat != nil {
+		if val, handled, ok := vm.plat.ReadMSR(v, idx); handled {
+			return val, ok
+		}
+	}
 	intel, amd := vm.cpuid.vendor == VendorIntel, vm.cpuid.vendor == VendorAMD
 	switch idx {
 	case MSRTSC:
@@ -163,12 +170,19 @@ func (vm *VM) rdmsr(v *VCPU, idx uint32) (val uint64, ok bool) {
 		return hwcrValue, amd
 	case MSRDECfg:
 		return deCfgValue, amd
+	case MSRIntPendingMsg:
+		return 0, amd // no C1E: Linux's AMD erratum-400 idle check reads it
 	}
 	return 0, false
 }
 
 // wrmsr emulates WRMSR of val to idx; ok is false for a #GP.
 func (vm *VM) wrmsr(v *VCPU, idx uint32, val uint64) bool {
+	if vm.plat != nil {
+		if handled, ok := vm.plat.WriteMSR(v, idx, val); handled {
+			return ok
+		}
+	}
 	intel, amd := vm.cpuid.vendor == VendorIntel, vm.cpuid.vendor == VendorAMD
 	switch idx {
 	case MSRTSC:

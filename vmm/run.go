@@ -38,6 +38,7 @@ func (vm *VM) RunVCPU(v *VCPU) StopReason {
 // step runs one guest entry and handles its exit.
 func (vm *VM) step(v *VCPU) {
 	vm.checkTimer(v)
+	vm.pollPlatform(v)
 	vm.deliver(v)
 	v.SRegsValid = false
 	if err := v.backend.Run(v); err != nil {

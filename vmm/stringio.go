@@ -184,7 +184,7 @@ func (vm *VM) ramRead(sp span) (uint64, bool) {
 	if !vm.Mem.In(sp.gpa, uint64(sp.split)) || sp.split != sp.size && !vm.Mem.In(sp.gpa2, uint64(sp.size-sp.split)) {
 		return 0, false
 	}
-	return vm.physRead(sp)
+	return vm.physRead(nil, sp)
 }
 
 // ramWrite writes a translated access that must be in RAM.
@@ -192,7 +192,7 @@ func (vm *VM) ramWrite(sp span, val uint64) bool {
 	if !vm.Mem.In(sp.gpa, uint64(sp.split)) || sp.split != sp.size && !vm.Mem.In(sp.gpa2, uint64(sp.size-sp.split)) {
 		return false
 	}
-	return vm.physWrite(sp, val)
+	return vm.physWrite(nil, sp, val)
 }
 
 func (vm *VM) stringIONotRAM(v *VCPU, sp span) {

@@ -67,9 +67,17 @@ const (
 	Error
 	// Killed: the host stopped the VM (Close, or Stop from outside).
 	Killed
+	// Reset: the guest reset the machine (a reboot: the reset register,
+	// the keyboard controller); the host decides whether to start it
+	// again from its images.
+	Reset
+	// Panicked: the guest reported a kernel panic (pvpanic, or the
+	// kernel's panic message on its console); the message carries the
+	// reason when the guest gave one.
+	Panicked
 )
 
-var stopNames = [...]string{"running", "exited", "shutdown", "fault", "halted-forever", "error", "killed"}
+var stopNames = [...]string{"running", "exited", "shutdown", "fault", "halted-forever", "error", "killed", "reset", "panic"}
 
 // String names a stop reason.
 func (r StopReason) String() string {
@@ -100,6 +108,7 @@ type VM struct {
 	io       IOBus
 	mmio     MMIOBus
 	cpuid    *CPUIDTable
+	plat     Platform
 	console  io.Writer
 	clock    func() int64
 	hostTSC  func() uint64
@@ -236,6 +245,10 @@ func (vm *VM) Console() io.Writer { return vm.console }
 
 // Backend is the hardware backend the VM runs on.
 func (vm *VM) Backend() Backend { return vm.backend }
+
+// HostTSC reads the host's TSC (Config.HostTSC); a vCPU's guest TSC is
+// that plus its MSR.TSCOffset.
+func (vm *VM) HostTSC() uint64 { return vm.hostTSC() }
 
 // Now is the VM's clock (monotonic nanoseconds).
 func (vm *VM) Now() int64 { return vm.clock() }

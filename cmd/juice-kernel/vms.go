@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	"juice/cpu"
 	"juice/kernel"
@@ -15,6 +16,7 @@ import (
 	"juice/vmm/bundle"
 	"juice/vmm/devices"
 	"juice/vmm/loader"
+	"juice/vmm/platform"
 	"juice/vmx"
 )
 
@@ -47,28 +49,16 @@ func runBundle(archive []byte) int {
 	}
 	results := make([]vmResult, len(b.VMs))
 	var wg sync.WaitGroup
+	input := newConsoleInput()
 	for i, spec := range b.VMs {
 		results[i] = vmResult{name: spec.Name, reason: vmm.Error, status: -1}
-		vm, err := buildVM(spec, be)
-		if err != nil {
-			results[i].msg = err.Error()
-			log.Printf("juice: vm %s: %v", spec.Name, err)
-			continue
-		}
-		log.Printf("juice: vm %s: starting (%d MiB, %d vCPU)", spec.Name, spec.MemBytes>>20, spec.VCPUs)
 		wg.Add(1)
-		go func(i int, vm *vmm.VM) {
+		go func(i int, spec bundle.VMSpec) {
 			defer wg.Done()
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			reason, status, msg := vm.Run()
-			runtime.ReadMemStats(&after)
-			results[i] = vmResult{name: vm.Name, reason: reason, status: status, msg: msg,
-				mallocs: after.Mallocs - before.Mallocs}
-			report(results[i], vm)
-			vm.Close()
-		}(i, vm)
+			results[i] = runVM(spec, be, input, i == 0)
+		}(i, spec)
 	}
+	go input.poll()
 	wg.Wait()
 	first := results[0]
 	if first.reason != vmm.Exited {
@@ -77,13 +67,72 @@ func runBundle(archive []byte) int {
 	return first.status
 }
 
+// maxResets bounds how many times in a row a VM is restarted after it
+// resets itself without ever reaching a long run (a reset loop).
+const maxQuickResets = 20
+
+// runVM builds and runs one VM, starting it again from its images each
+// time the guest resets (reboots) it, and returns how it finally ended.
+// The first VM of the bundle gets the console's input.
+func runVM(spec bundle.VMSpec, be vmm.Backend, input *consoleInput, console bool) vmResult {
+	quick := 0
+	for boot := 1; ; boot++ {
+		vm, pc, err := buildVM(spec, be)
+		if err != nil {
+			log.Printf("juice: vm %s: %v", spec.Name, err)
+			return vmResult{name: spec.Name, reason: vmm.Error, status: -1, msg: err.Error()}
+		}
+		if boot == 1 {
+			log.Printf("juice: vm %s: starting (%d MiB, %d vCPU)", spec.Name, spec.MemBytes>>20, spec.VCPUs)
+		} else {
+			log.Printf("juice: vm %s: restarting (boot %d)", spec.Name, boot)
+		}
+		if console {
+			input.attach(pc)
+		}
+		start := vm.Now()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		reason, status, msg := vm.Run()
+		runtime.ReadMemStats(&after)
+		if console {
+			input.attach(nil)
+		}
+		r := vmResult{name: vm.Name, reason: reason, status: status, msg: msg, mallocs: after.Mallocs - before.Mallocs}
+		report(r, vm)
+		ran := vm.Now() - start
+		vm.Close()
+		if reason != vmm.Reset {
+			return r
+		}
+		if ran < int64(time.Second) {
+			quick++
+		} else {
+			quick = 0
+		}
+		if quick >= maxQuickResets {
+			r.reason, r.msg = vmm.Error, fmt.Sprintf("reset %d times in a row within a second of starting: not restarted", quick)
+			log.Printf("juice: vm %s: %s", r.name, r.msg)
+			return r
+		}
+	}
+}
+
 // report prints one VM's end on juice's console.
 func report(r vmResult, vm *vmm.VM) {
 	// The core's messages name the VM already; say it once.
 	r.msg = strings.TrimPrefix(r.msg, fmt.Sprintf("vm %q: ", r.name))
 	switch r.reason {
 	case vmm.Exited:
-		log.Printf("juice: vm %s: exited with status %d", r.name, r.status)
+		if r.msg != "" && !strings.Contains(r.msg, "guest exited") {
+			log.Printf("juice: vm %s: exited with status %d: %s", r.name, r.status, r.msg)
+		} else {
+			log.Printf("juice: vm %s: exited with status %d", r.name, r.status)
+		}
+	case vmm.Reset:
+		log.Printf("juice: vm %s: the guest reset the machine (reboot)", r.name)
+	case vmm.Panicked:
+		log.Printf("juice: vm %s: stopped: %s", r.name, r.msg)
 	case vmm.Shutdown:
 		log.Printf("juice: vm %s: shut down (triple fault): %s", r.name, r.msg)
 	case vmm.Fault:
@@ -92,36 +141,73 @@ func report(r vmResult, vm *vmm.VM) {
 		log.Printf("juice: vm %s: stopped (%v): %s", r.name, r.reason, r.msg)
 	}
 	var exits uint64
+	var by [64]uint64
 	for _, v := range vm.VCPUs() {
-		for _, n := range v.Exits {
+		for i, n := range v.Exits {
 			exits += n
+			if i < len(by) {
+				by[i] += n
+			}
 		}
 	}
 	log.Printf("juice: vm %s: %d exits, %d heap allocations by juice while it ran", r.name, exits, r.mallocs)
+	var b strings.Builder
+	for i, n := range by {
+		if n != 0 {
+			fmt.Fprintf(&b, " %s=%d", vmm.ExitReason(i), n)
+		}
+	}
+	log.Printf("juice: vm %s: exits by reason:%s", r.name, b.String())
 }
 
-// buildVM creates one VM: RAM, the guest image, COM1, the exit port and
-// the scratch MMIO test device (README's "Guest platform").
-func buildVM(spec bundle.VMSpec, be vmm.Backend) (*vmm.VM, error) {
-	console := devices.PrefixWriter("["+spec.Name+"] ", os.Stdout)
+// buildVM creates one VM: RAM, the virtual PC (vmm/platform: APICs,
+// PIC, PIT, RTC, COM1, ACPI), the guest image, the exit port and the
+// scratch MMIO test device (README's "Guest platform").
+func buildVM(spec bundle.VMSpec, be vmm.Backend) (*vmm.VM, *platform.PC, error) {
+	var vm *vmm.VM
+	watch := platform.NewPanicWatcher(devices.PrefixWriter("["+spec.Name+"] ", os.Stdout), func(reason string) {
+		vm.Stop(vmm.Panicked, -1, "guest kernel panic: "+reason)
+	})
 	vm, err := vmm.New(vmm.Config{
 		Name:      spec.Name,
 		MemBytes:  spec.MemBytes,
 		VCPUs:     spec.VCPUs,
-		Console:   console,
+		Console:   watch,
 		HostCPUID: cpu.CPUID,
 		HostTSC:   cpu.RDTSC,
 	}, kernel.Host(), be)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	fail := func(err error) (*vmm.VM, *platform.PC, error) {
+		vm.Close()
+		return nil, nil, err
+	}
+	pc, err := platform.New(vm, platform.Config{
+		TSCHz:    kernel.TSCHz(),
+		PowerOff: func() { vm.Stop(vmm.Exited, 0, "guest powered off (ACPI S5)") },
+		Reset:    func() { vm.Stop(vmm.Reset, 0, "guest reset the machine") },
+		Panic: func(ev uint8) {
+			reason := watch.Reason()
+			if reason == "" {
+				reason = fmt.Sprintf("reported through pvpanic (event %#x)", ev)
+			}
+			vm.Stop(vmm.Panicked, -1, "guest kernel panic: "+reason)
+		},
+	}, watch)
+	if err != nil {
+		return fail(err)
 	}
 	mods := make([]loader.Module, len(spec.Modules))
 	for i, m := range spec.Modules {
 		mods[i] = loader.Module{Data: m.Data, Cmdline: m.Cmdline}
 	}
-	if _, err := loader.Load(vm.Mem, vm.VCPU(0), spec.KernelData, spec.Cmdline, mods); err != nil {
-		vm.Close()
-		return nil, fmt.Errorf("kernel %q: %v", spec.Kernel, err)
+	img, err := loader.Load(vm.Mem, vm.VCPU(0), spec.KernelData, spec.Cmdline, mods)
+	if err != nil {
+		return fail(fmt.Errorf("kernel %q: %v", spec.Kernel, err))
+	}
+	if err := loader.SetRSDP(vm.Mem, img, pc.RSDP()); err != nil {
+		return fail(err)
 	}
 	if kernel.TestMode() == "entrytest" && spec.Name == "broken" {
 		// Fault injection: a task register that is not present is an
@@ -131,27 +217,52 @@ func buildVM(spec bundle.VMSpec, be vmm.Backend) (*vmm.VM, error) {
 		v.SRegs.TR.Attr = 0
 		v.SRegsDirty = true
 	}
-	uart := devices.NewUART(console)
-	if err := vm.IO().Register(devices.COM1, devices.UARTPorts, uart); err != nil {
-		vm.Close()
-		return nil, err
-	}
 	exit := devices.NewExitPort(func(code int) { vm.Stop(vmm.Exited, code, "") })
 	if err := vm.IO().Register(devices.DebugExitPort, devices.ExitPorts, exit); err != nil {
-		vm.Close()
-		return nil, err
+		return fail(err)
 	}
 	// RAM is one run from 0: a VM big enough to reach the scratch page
 	// goes without the device rather than failing.
 	if spec.MemBytes <= devices.ScratchBase {
 		if err := vm.MMIO().Register(devices.ScratchBase, devices.ScratchSize, &devices.Scratch{}); err != nil {
-			vm.Close()
-			return nil, err
+			return fail(err)
 		}
-	} else {
-		log.Printf("juice: vm %s: no scratch device: its RAM covers %#x", spec.Name, devices.ScratchBase)
 	}
-	return vm, nil
+	return vm, pc, nil
+}
+
+// consoleInput feeds what the user types on juice's console to one VM's
+// COM1 (the bundle's first VM), polling the console UART.
+type consoleInput struct {
+	mu sync.Mutex
+	pc *platform.PC
+}
+
+func newConsoleInput() *consoleInput { return &consoleInput{} }
+
+// attach directs input to pc's COM1 (nil: input is dropped).
+func (c *consoleInput) attach(pc *platform.PC) {
+	c.mu.Lock()
+	c.pc = pc
+	c.mu.Unlock()
+}
+
+// poll moves console input to the attached VM every few milliseconds
+// (juice's console UART raises no interrupt).
+func (c *consoleInput) poll() {
+	var buf [256]byte
+	for {
+		n := kernel.ConsoleRead(buf[:])
+		if n > 0 {
+			c.mu.Lock()
+			if c.pc != nil {
+				c.pc.UART().Feed(buf[:n])
+			}
+			c.mu.Unlock()
+			continue
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 var (

@@ -1,9 +1,10 @@
 // Package acpi generates the ACPI tables juice gives each guest: the
 // RSDP (revision 2), the XSDT, a revision-6 FADT describing a PC-style
 // (not hardware-reduced) platform with PM1a event/control blocks, an ACPI
-// PM timer and a reset register, the FACS, a DSDT whose AML defines only
-// \_S5_ (plus any AML the caller appends), and the MADT (local APICs,
-// one I/O APIC, the ISA interrupt source overrides and the LINT1 NMI).
+// PM timer and a reset register, the FACS, a DSDT whose AML defines
+// \_S5_, optionally a pvpanic device (\_SB.PEVT, _HID "QEMU0001"), plus
+// any AML the caller appends, and the MADT (local APICs, one I/O APIC,
+// the ISA interrupt source overrides and the LINT1 NMI).
 //
 // That is what a stock Linux guest needs to enumerate its CPUs and
 // interrupt controllers, run its ACPI PM clocksource, power off (S5) and
@@ -62,7 +63,13 @@ const (
 	DefaultSCIIRQ      = 9          // SCI on ISA IRQ 9 = GSI 9, level, active high
 	DefaultResetPort   = 0xCF9      // reset control register
 	DefaultResetValue  = 0x06       // CF9: system reset (bit 2) | full reset (bit 1)
+	DefaultPVPanicPort = 0x505      // QEMU's ISA pvpanic port (Config.PVPanicPort)
 )
+
+// PVPanicHID is the ACPI hardware ID of the pvpanic device Build puts in
+// the DSDT when Config.PVPanicPort is set; Linux's pvpanic driver binds
+// to it.
+const PVPanicHID = "QEMU0001"
 
 // FADT Flags Build sets.
 const (
@@ -126,6 +133,12 @@ type Config struct {
 	Has8042 bool
 	// NoCMOSRTC sets IAPC_BOOT_ARCH.CMOS_RTC_NOT_PRESENT.
 	NoCMOSRTC bool
+	// PVPanicPort, when nonzero, adds QEMU's pvpanic device to the DSDT:
+	// \_SB.PEVT with _HID PVPanicHID, _STA 0x0F and one 16-bit-decoded
+	// I/O port at PVPanicPort in _CRS (DefaultPVPanicPort is QEMU's).
+	// The device model (juice/vmm/devices.PVPanic) must be registered
+	// there. Zero (DefaultConfig's choice) leaves the device out.
+	PVPanicPort uint16
 	// DSDTAML is appended to the DSDT's AML after \_S5_: a TermList at
 	// root scope (device objects such as virtio-mmio nodes). Build does
 	// not check it.
@@ -217,14 +230,18 @@ func (c *Config) validate() error {
 	case c.ResetPort == 0:
 		return bad("ResetPort is 0")
 	}
-	ports := [...]struct {
+	type portBlock struct {
 		base, n uint32
 		name    string
-	}{
+	}
+	ports := []portBlock{
 		{uint32(c.PM1aEvtPort), PM1EvtLen, "PM1a_EVT"},
 		{uint32(c.PM1aCntPort), PM1CntLen, "PM1a_CNT"},
 		{uint32(c.PMTimerPort), PMTimerLen, "PM_TMR"},
 		{uint32(c.ResetPort), 1, "RESET_REG"},
+	}
+	if c.PVPanicPort != 0 {
+		ports = append(ports, portBlock{uint32(c.PVPanicPort), 1, "pvpanic"})
 	}
 	for i, a := range ports {
 		if a.base+a.n > 0x10000 {
@@ -248,7 +265,7 @@ func Build(c Config) (Tables, error) {
 	if err := c.validate(); err != nil {
 		return Tables{}, err
 	}
-	dsdt := buildDSDT(c.DSDTAML)
+	dsdt := buildDSDT(&c)
 	madt := buildMADT(&c)
 
 	next := c.TableBase
@@ -458,21 +475,48 @@ func buildMADT(c *Config) []byte {
 	return m
 }
 
-// AML opcodes used by the DSDT.
+// AML encoding (ACPI 6.5 chapter 20, AML grammar).
 const (
-	amlNameOp     = 0x08
-	amlPackageOp  = 0x12
-	amlBytePrefix = 0x0A
-	amlZeroOp     = 0x00
+	amlZeroOp       = 0x00
+	amlNameOp       = 0x08
+	amlBytePrefix   = 0x0A
+	amlStringPrefix = 0x0D
+	amlScopeOp      = 0x10
+	amlBufferOp     = 0x11
+	amlPackageOp    = 0x12
+	amlRootChar     = 0x5C // '\'
+	amlExtOpPrefix  = 0x5B
+	amlDeviceOp     = 0x82 // follows amlExtOpPrefix
+)
+
+// Small resource data types (ACPI 6.5 section 6.4.2): the tag byte is
+// the item name in bits 6:3 and the length of the data after the tag in
+// bits 2:0.
+const (
+	resIOPort     = 0x08<<3 | 7 // I/O port descriptor, 7 data bytes
+	resEndTag     = 0x0F<<3 | 1 // end tag, 1 data byte (checksum)
+	resIODecode16 = 0x01        // I/O descriptor information: 16-bit decode
 )
 
 // buildDSDT returns a revision-2 DSDT (64-bit AML integers) holding
 //
 //	Name (_S5_, Package (4) { SlpTypS5, SlpTypS5, Zero, Zero })
 //
-// followed by extra, without its checksum.
-func buildDSDT(extra []byte) []byte {
-	s5 := []byte{
+// then, when c.PVPanicPort is set,
+//
+//	Scope (\_SB) {
+//	    Device (PEVT) {
+//	        Name (_HID, "QEMU0001")
+//	        Name (_STA, 0x0F)
+//	        Name (_CRS, ResourceTemplate () {
+//	            IO (Decode16, port, port, 1, 1)
+//	        })
+//	    }
+//	}
+//
+// followed by c.DSDTAML, without its checksum.
+func buildDSDT(c *Config) []byte {
+	aml := []byte{
 		amlNameOp, '_', 'S', '5', '_',
 		amlPackageOp,
 		8,                       // PkgLength (one byte, counts itself): 1 + 1 + 2 + 2 + 1 + 1
@@ -481,8 +525,71 @@ func buildDSDT(extra []byte) []byte {
 		amlBytePrefix, SlpTypS5, // SLP_TYPb
 		amlZeroOp, amlZeroOp, // reserved
 	}
-	d := sdt("DSDT", 2, hdrLen+len(s5)+len(extra))
-	copy(d[hdrLen:], s5)
-	copy(d[hdrLen+len(s5):], extra)
+	if c.PVPanicPort != 0 {
+		aml = append(aml, pvpanicAML(c.PVPanicPort)...)
+	}
+	aml = append(aml, c.DSDTAML...)
+	d := sdt("DSDT", 2, hdrLen+len(aml))
+	copy(d[hdrLen:], aml)
 	return d
+}
+
+// pvpanicAML returns Scope (\_SB) { Device (PEVT) { ... } } for a pvpanic
+// device at I/O port port (see buildDSDT).
+func pvpanicAML(port uint16) []byte {
+	lo, hi := byte(port), byte(port>>8)
+	res := []byte{
+		resIOPort, resIODecode16,
+		lo, hi, // range minimum base
+		lo, hi, // range maximum base
+		1, // base alignment
+		1, // range length
+		resEndTag, 0,
+	}
+	res[len(res)-1] = checksum(res) // the whole template sums to zero
+
+	var dev []byte
+	dev = append(dev, "PEVT"...)
+	dev = append(dev, amlNameOp, '_', 'H', 'I', 'D', amlStringPrefix)
+	dev = append(dev, PVPanicHID...)
+	dev = append(dev, 0) // string terminator
+	dev = append(dev, amlNameOp, '_', 'S', 'T', 'A', amlBytePrefix, 0x0F)
+	dev = append(dev, amlNameOp, '_', 'C', 'R', 'S', amlBufferOp)
+	buf := append([]byte{amlBytePrefix, byte(len(res))}, res...) // BufferSize, then the bytes
+	dev = append(dev, amlPkgLength(len(buf))...)
+	dev = append(dev, buf...)
+
+	device := []byte{amlExtOpPrefix, amlDeviceOp}
+	device = append(device, amlPkgLength(len(dev))...)
+	device = append(device, dev...)
+
+	body := append([]byte{amlRootChar, '_', 'S', 'B', '_'}, device...)
+	scope := []byte{amlScopeOp}
+	scope = append(scope, amlPkgLength(len(body))...)
+	return append(scope, body...)
+}
+
+// amlPkgLength encodes the PkgLength of a package whose contents after
+// the PkgLength are n bytes long; the encoded length counts the PkgLength
+// bytes too. One byte holds lengths up to 63 in bits 5:0; longer ones use
+// 1-3 following bytes (their count in bits 7:6 of the lead byte), the
+// lead byte's bits 3:0 holding the low nibble and each following byte the
+// next 8 bits. n must be below 1<<28 - 4 (AML's limit); larger n is
+// truncated.
+func amlPkgLength(n int) []byte {
+	if n+1 <= 0x3F {
+		return []byte{byte(n + 1)}
+	}
+	for follow := 1; follow <= 3; follow++ {
+		total := n + 1 + follow
+		if total < 1<<(4+8*follow) || follow == 3 {
+			b := make([]byte, 1+follow)
+			b[0] = byte(follow)<<6 | byte(total&0x0F)
+			for i := 1; i <= follow; i++ {
+				b[i] = byte(total >> (4 + 8*(i-1)))
+			}
+			return b
+		}
+	}
+	return nil // not reached
 }

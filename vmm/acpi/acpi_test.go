@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"testing"
 
 	hostacpi "juice/drivers/acpi"
@@ -292,6 +293,9 @@ func TestBadConfigs(t *testing.T) {
 		"past1M":       func(c *acpi.Config) { c.Base = 0xFFF00; c.NCPU = 64 },
 		"overlap":      func(c *acpi.Config) { c.TableBase = 0xDFFF0 },
 		"bigaml":       func(c *acpi.Config) { c.DSDTAML = make([]byte, 128<<10) },
+		"pvpanictimer": func(c *acpi.Config) { c.PVPanicPort = 0x60B },
+		"pvpanicreset": func(c *acpi.Config) { c.PVPanicPort = 0xCF9 },
+		"pvpanicevt":   func(c *acpi.Config) { c.PVPanicPort = 0x600 },
 	} {
 		c := acpi.DefaultConfig(4, ramSize)
 		mod(&c)
@@ -317,14 +321,16 @@ func TestTableBaseAbove(t *testing.T) {
 }
 
 func FuzzBuild(f *testing.F) {
-	f.Add(uint8(1), uint16(0x600), uint16(0x604), uint16(0x608), uint8(9), uint16(0xCF9), uint32(0), []byte(nil))
-	f.Add(uint8(64), uint16(0xB000), uint16(0xB004), uint16(0xB008), uint8(10), uint16(0x92), uint32(0x80000), []byte{0x10, 0x05, '_', 'S', 'B', '_'})
-	f.Fuzz(func(t *testing.T, ncpu uint8, evt, cnt, tmr uint16, sci uint8, reset uint16, tableBase uint32, aml []byte) {
+	f.Add(uint8(1), uint16(0x600), uint16(0x604), uint16(0x608), uint8(9), uint16(0xCF9), uint32(0), []byte(nil), uint16(0))
+	f.Add(uint8(64), uint16(0xB000), uint16(0xB004), uint16(0xB008), uint8(10), uint16(0x92), uint32(0x80000), []byte{0x10, 0x05, '_', 'S', 'B', '_'}, uint16(0x505))
+	f.Add(uint8(2), uint16(0x600), uint16(0x604), uint16(0x608), uint8(9), uint16(0xCF9), uint32(0), []byte(nil), uint16(0xFFFF))
+	f.Fuzz(func(t *testing.T, ncpu uint8, evt, cnt, tmr uint16, sci uint8, reset uint16, tableBase uint32, aml []byte, pvpanic uint16) {
 		c := acpi.DefaultConfig(int(ncpu), ramSize)
 		c.PM1aEvtPort, c.PM1aCntPort, c.PMTimerPort = evt, cnt, tmr
 		c.SCIIRQ, c.ResetPort = sci, reset
 		c.TableBase = uint64(tableBase)
 		c.DSDTAML = aml
+		c.PVPanicPort = pvpanic
 		tb, err := acpi.Build(c)
 		if err != nil {
 			if !errors.Is(err, acpi.ErrConfig) {
@@ -344,5 +350,418 @@ func FuzzBuild(f *testing.F) {
 			p.PMTimer != uint32(tmr) || p.SCIInt != uint16(sci) || p.ResetReg.Address != uint64(reset) {
 			t.Fatalf("parsed back %+v", p)
 		}
+		// Our own AML, before the caller's, decodes and holds the device
+		// exactly when asked for.
+		d := dsdtOf(t, tb)
+		nodes, err := decodeTermList(d[36 : len(d)-len(aml)])
+		if err != nil {
+			t.Fatalf("decoding the DSDT: %v", err)
+		}
+		checkDSDT(t, nodes, pvpanic)
 	})
+}
+
+// dsdtOf returns the DSDT blob after checking its length and checksum.
+func dsdtOf(t testing.TB, tb acpi.Tables) []byte {
+	t.Helper()
+	for _, b := range tb.Blobs {
+		if bytes.HasPrefix(b.Data, []byte("DSDT")) {
+			d := b.Data
+			if len(d) < 36 || binary.LittleEndian.Uint32(d[4:]) != uint32(len(d)) || sum(d) != 0 || d[8] != 2 {
+				t.Fatalf("bad DSDT header % x", d[:min(len(d), 36)])
+			}
+			return d
+		}
+	}
+	t.Fatal("no DSDT")
+	return nil
+}
+
+// The rest of this file is a small AML decoder, written from the ACPI 6.5
+// grammar (chapter 20) independently of the encoder: enough to read back
+// Scope, Device and Name objects with integer, string, buffer and package
+// data.
+
+// amlNode is one decoded object.
+type amlNode struct {
+	op       string // "Scope", "Device" or "Name"
+	name     string // the NameString, root prefix as '\\'
+	value    any    // Name: uint64, string, []byte (buffer) or []any (package)
+	children []amlNode
+}
+
+// decodePkgLength decodes the PkgLength at the start of b: the value and
+// the number of bytes it took.
+func decodePkgLength(b []byte) (length, used int, err error) {
+	if len(b) == 0 {
+		return 0, 0, errors.New("PkgLength: no data")
+	}
+	follow := int(b[0] >> 6)
+	if follow == 0 {
+		return int(b[0] & 0x3F), 1, nil
+	}
+	if b[0]&0x30 != 0 {
+		return 0, 0, fmt.Errorf("PkgLength lead %#x: reserved bits set", b[0])
+	}
+	if len(b) < 1+follow {
+		return 0, 0, errors.New("PkgLength: truncated")
+	}
+	length = int(b[0] & 0x0F)
+	for i := 1; i <= follow; i++ {
+		length |= int(b[i]) << (4 + 8*(i-1))
+	}
+	return length, 1 + follow, nil
+}
+
+// pkg splits off a package: the PkgLength at b and the contents it
+// covers, and the bytes after it.
+func pkg(b []byte) (body, rest []byte, err error) {
+	n, used, err := decodePkgLength(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	if n < used || n > len(b) {
+		return nil, nil, fmt.Errorf("PkgLength %d with %d bytes left", n, len(b))
+	}
+	return b[used:n], b[n:], nil
+}
+
+func isLeadNameChar(c byte) bool { return c == '_' || c >= 'A' && c <= 'Z' }
+func isNameChar(c byte) bool     { return isLeadNameChar(c) || c >= '0' && c <= '9' }
+
+// decodeNameString decodes a NameString: root or parent prefixes, then a
+// NameSeg, a dual or multi name path, or the null name.
+func decodeNameString(b []byte) (string, int, error) {
+	i := 0
+	prefix := ""
+	if i < len(b) && b[i] == '\\' {
+		prefix, i = "\\", 1
+	} else {
+		for i < len(b) && b[i] == '^' {
+			prefix += "^"
+			i++
+		}
+	}
+	if i >= len(b) {
+		return "", 0, errors.New("NameString: truncated")
+	}
+	segs := 1
+	switch b[i] {
+	case 0x00:
+		return prefix, i + 1, nil
+	case 0x2E:
+		segs, i = 2, i+1
+	case 0x2F:
+		if i+1 >= len(b) {
+			return "", 0, errors.New("MultiNamePath: truncated")
+		}
+		segs, i = int(b[i+1]), i+2
+	}
+	name := prefix
+	for s := 0; s < segs; s++ {
+		if i+4 > len(b) || !isLeadNameChar(b[i]) || !isNameChar(b[i+1]) || !isNameChar(b[i+2]) || !isNameChar(b[i+3]) {
+			return "", 0, fmt.Errorf("bad NameSeg at %d", i)
+		}
+		if s > 0 {
+			name += "."
+		}
+		name += string(b[i : i+4])
+		i += 4
+	}
+	return name, i, nil
+}
+
+// decodeData decodes a DataRefObject: an integer, string, buffer or
+// package.
+func decodeData(b []byte) (any, int, error) {
+	if len(b) == 0 {
+		return nil, 0, errors.New("data: truncated")
+	}
+	le := func(n int) (any, int, error) {
+		if len(b) < 1+n {
+			return nil, 0, errors.New("integer: truncated")
+		}
+		var v uint64
+		for i := 0; i < n; i++ {
+			v |= uint64(b[1+i]) << (8 * i)
+		}
+		return v, 1 + n, nil
+	}
+	switch b[0] {
+	case 0x00:
+		return uint64(0), 1, nil
+	case 0x01:
+		return uint64(1), 1, nil
+	case 0xFF:
+		return ^uint64(0), 1, nil
+	case 0x0A:
+		return le(1)
+	case 0x0B:
+		return le(2)
+	case 0x0C:
+		return le(4)
+	case 0x0E:
+		return le(8)
+	case 0x0D:
+		end := bytes.IndexByte(b[1:], 0)
+		if end < 0 {
+			return nil, 0, errors.New("string: no terminator")
+		}
+		for _, c := range b[1 : 1+end] {
+			if c < 0x01 || c > 0x7F {
+				return nil, 0, fmt.Errorf("string: byte %#x", c)
+			}
+		}
+		return string(b[1 : 1+end]), 2 + end, nil
+	case 0x11:
+		body, rest, err := pkg(b[1:])
+		if err != nil {
+			return nil, 0, err
+		}
+		size, n, err := decodeData(body)
+		if err != nil {
+			return nil, 0, err
+		}
+		sz, ok := size.(uint64)
+		if !ok || sz != uint64(len(body)-n) {
+			return nil, 0, fmt.Errorf("BufferSize %v with %d bytes", size, len(body)-n)
+		}
+		return body[n:], len(b) - len(rest), nil
+	case 0x12:
+		body, rest, err := pkg(b[1:])
+		if err != nil {
+			return nil, 0, err
+		}
+		if len(body) < 1 {
+			return nil, 0, errors.New("package: no NumElements")
+		}
+		var elems []any
+		for r := body[1:]; len(r) > 0; {
+			v, n, err := decodeData(r)
+			if err != nil {
+				return nil, 0, err
+			}
+			elems = append(elems, v)
+			r = r[n:]
+		}
+		if len(elems) != int(body[0]) {
+			return nil, 0, fmt.Errorf("package: %d elements, NumElements %d", len(elems), body[0])
+		}
+		return elems, len(b) - len(rest), nil
+	}
+	return nil, 0, fmt.Errorf("data: opcode %#x", b[0])
+}
+
+// decodeTermList decodes a list of Scope, Device and Name objects.
+func decodeTermList(b []byte) ([]amlNode, error) {
+	var nodes []amlNode
+	for len(b) > 0 {
+		switch {
+		case b[0] == 0x08: // NameOp
+			name, n, err := decodeNameString(b[1:])
+			if err != nil {
+				return nil, err
+			}
+			v, m, err := decodeData(b[1+n:])
+			if err != nil {
+				return nil, fmt.Errorf("Name(%s): %w", name, err)
+			}
+			nodes = append(nodes, amlNode{op: "Name", name: name, value: v})
+			b = b[1+n+m:]
+		case b[0] == 0x10, len(b) > 1 && b[0] == 0x5B && b[1] == 0x82: // ScopeOp, DeviceOp
+			op, skip := "Scope", 1
+			if b[0] == 0x5B {
+				op, skip = "Device", 2
+			}
+			body, rest, err := pkg(b[skip:])
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", op, err)
+			}
+			name, n, err := decodeNameString(body)
+			if err != nil {
+				return nil, err
+			}
+			kids, err := decodeTermList(body[n:])
+			if err != nil {
+				return nil, fmt.Errorf("%s(%s): %w", op, name, err)
+			}
+			nodes = append(nodes, amlNode{op: op, name: name, children: kids})
+			b = rest
+		default:
+			return nil, fmt.Errorf("opcode %#x", b[0])
+		}
+	}
+	return nodes, nil
+}
+
+// ioResource is a decoded I/O port descriptor.
+type ioResource struct {
+	decode16      bool
+	min, max      uint16
+	align, length uint8
+}
+
+// decodeResources walks a resource template: small and large descriptors
+// up to an end tag, which must be last and whose checksum must make the
+// template sum to zero (or be zero). It returns the I/O descriptors and
+// how many descriptors it saw in all (the end tag excluded).
+func decodeResources(b []byte) (ios []ioResource, n int, err error) {
+	for i := 0; i < len(b); {
+		if b[i]&0x80 != 0 { // large item
+			if i+3 > len(b) {
+				return nil, 0, errors.New("large item: truncated")
+			}
+			i += 3 + int(binary.LittleEndian.Uint16(b[i+1:]))
+			n++
+			continue
+		}
+		name, size := b[i]>>3&0x0F, int(b[i]&7)
+		if i+1+size > len(b) {
+			return nil, 0, fmt.Errorf("small item %#x: truncated", name)
+		}
+		d := b[i+1 : i+1+size]
+		switch name {
+		case 0x0F: // end tag
+			if size != 1 || i+2 != len(b) {
+				return nil, 0, errors.New("end tag not last or wrong size")
+			}
+			if d[0] != 0 && sum(b) != 0 {
+				return nil, 0, fmt.Errorf("resource checksum: sum %#x", sum(b))
+			}
+			return ios, n, nil
+		case 0x08: // I/O port
+			if size != 7 {
+				return nil, 0, fmt.Errorf("I/O descriptor size %d", size)
+			}
+			ios = append(ios, ioResource{
+				decode16: d[0]&1 != 0,
+				min:      binary.LittleEndian.Uint16(d[1:]),
+				max:      binary.LittleEndian.Uint16(d[3:]),
+				align:    d[5],
+				length:   d[6],
+			})
+		}
+		n++
+		i += 1 + size
+	}
+	return nil, 0, errors.New("no end tag")
+}
+
+// checkDSDT checks the decoded DSDT objects Build generates: \_S5_, then
+// the pvpanic device at port (none for 0).
+func checkDSDT(t testing.TB, nodes []amlNode, port uint16) {
+	t.Helper()
+	if len(nodes) == 0 || nodes[0].op != "Name" || nodes[0].name != "_S5_" ||
+		fmt.Sprint(nodes[0].value) != fmt.Sprint([]any{uint64(5), uint64(5), uint64(0), uint64(0)}) {
+		t.Fatalf("first object %+v, want _S5_ {5, 5, 0, 0}", nodes)
+	}
+	if port == 0 {
+		if len(nodes) != 1 {
+			t.Fatalf("objects %+v, want only _S5_", nodes)
+		}
+		return
+	}
+	if len(nodes) != 2 || nodes[1].op != "Scope" || nodes[1].name != "\\_SB_" || len(nodes[1].children) != 1 {
+		t.Fatalf("objects %+v, want _S5_ and Scope (\\_SB)", nodes)
+	}
+	dev := nodes[1].children[0]
+	if dev.op != "Device" || dev.name != "PEVT" || len(dev.children) != 3 {
+		t.Fatalf("device %+v", dev)
+	}
+	vals := map[string]any{}
+	for _, c := range dev.children {
+		if c.op != "Name" {
+			t.Fatalf("device child %+v", c)
+		}
+		vals[c.name] = c.value
+	}
+	if vals["_HID"] != "QEMU0001" {
+		t.Errorf("_HID %v", vals["_HID"])
+	}
+	if vals["_STA"] != uint64(0x0F) {
+		t.Errorf("_STA %v", vals["_STA"])
+	}
+	crs, ok := vals["_CRS"].([]byte)
+	if !ok {
+		t.Fatalf("_CRS %v is not a buffer", vals["_CRS"])
+	}
+	ios, n, err := decodeResources(crs)
+	if err != nil {
+		t.Fatalf("_CRS % x: %v", crs, err)
+	}
+	if crs[len(crs)-1] == 0 && sum(crs) != 0 {
+		t.Errorf("_CRS end tag checksum not computed")
+	}
+	want := ioResource{decode16: true, min: port, max: port, align: 1, length: 1}
+	if n != 1 || len(ios) != 1 || ios[0] != want {
+		t.Errorf("_CRS resources %+v (%d), want %+v", ios, n, want)
+	}
+}
+
+func TestPVPanicDevice(t *testing.T) {
+	for _, port := range []uint16{0, acpi.DefaultPVPanicPort, 0x0100, 0xFFFF} {
+		c := acpi.DefaultConfig(2, ramSize)
+		c.PVPanicPort = port
+		extra := []byte{0x10, 0x05, '_', 'S', 'B', '_'} // Scope (_SB_) {}
+		c.DSDTAML = extra
+		tb := build(t, c)
+		p := parse(t, tb, ramSize)
+		if !p.S5Valid || p.SlpTypA != acpi.SlpTypS5 {
+			t.Errorf("port %#x: S5 %v", port, p.S5Valid)
+		}
+		d := dsdtOf(t, tb)
+		if !bytes.HasSuffix(d, extra) {
+			t.Errorf("port %#x: caller's AML not last", port)
+		}
+		nodes, err := decodeTermList(d[36:])
+		if err != nil {
+			t.Fatalf("port %#x: %v", port, err)
+		}
+		if last := nodes[len(nodes)-1]; last.op != "Scope" || last.name != "_SB_" || last.children != nil {
+			t.Errorf("port %#x: last object %+v", port, last)
+		}
+		checkDSDT(t, nodes[:len(nodes)-1], port)
+	}
+	if acpi.DefaultPVPanicPort != 0x505 || acpi.DefaultConfig(1, ramSize).PVPanicPort != 0 {
+		t.Error("pvpanic defaults")
+	}
+}
+
+// TestPVPanicAMLBytes pins the exact encoding for QEMU's port, checked
+// by hand against the ACPI 6.5 grammar and section 6.4.2.5.
+func TestPVPanicAMLBytes(t *testing.T) {
+	c := acpi.DefaultConfig(1, ramSize)
+	c.PVPanicPort = 0x505
+	d := dsdtOf(t, build(t, c))
+	want := []byte{
+		0x10, 0x36, '\\', '_', 'S', 'B', '_', // Scope (\_SB), PkgLength 54 = 1 + 5 + 2 + 46
+		0x5B, 0x82, 0x2E, 'P', 'E', 'V', 'T', // Device (PEVT), PkgLength 46 = 1 + 4 + 15 + 7 + 19
+		0x08, '_', 'H', 'I', 'D', 0x0D, 'Q', 'E', 'M', 'U', '0', '0', '0', '1', 0x00,
+		0x08, '_', 'S', 'T', 'A', 0x0A, 0x0F,
+		0x08, '_', 'C', 'R', 'S', 0x11, 0x0D, 0x0A, 0x0A, // Buffer, PkgLength 13, size 10
+		0x47, 0x01, 0x05, 0x05, 0x05, 0x05, 0x01, 0x01, // IO (Decode16, 0x505, 0x505, 1, 1)
+		0x79, 0x00, // end tag, checksum patched below
+	}
+	var s byte
+	for _, b := range want[len(want)-10 : len(want)-1] {
+		s += b
+	}
+	want[len(want)-1] = -s
+	if got := d[36+14:]; !bytes.Equal(got, want) {
+		t.Errorf("pvpanic AML\n got % x\nwant % x", got, want)
+	}
+}
+
+func TestAMLPkgLength(t *testing.T) {
+	for _, n := range []int{0, 1, 61, 62, 63, 64, 200, 4093, 4094, 4095, 1 << 12, 1<<20 - 4, 1<<20 - 3, 1 << 20, 1<<28 - 5} {
+		enc := acpi.AMLPkgLength(n)
+		v, used, err := decodePkgLength(enc)
+		if err != nil || used != len(enc) || v != n+len(enc) {
+			t.Errorf("n=%d: % x decodes to %d (%d bytes), %v", n, enc, v, used, err)
+		}
+		// Shortest form: one byte fewer could not hold it.
+		if limits := []int{0x3F, 1<<12 - 1, 1<<20 - 1, 1<<28 - 1}; len(enc) > 1 && n+len(enc)-1 <= limits[len(enc)-2] {
+			t.Errorf("n=%d: %d-byte encoding is not the shortest", n, len(enc))
+		}
+	}
 }

@@ -82,6 +82,9 @@ type Config struct {
 	// this process's standard input. Bochs ignores it: its console is a
 	// file, output only.
 	Interactive bool
+	// Stdin, if set (and not Interactive), is what QEMU reads as the
+	// serial console's input: tests type on the guest's console with it.
+	Stdin io.Reader
 	// Echo, if set, receives a copy of the console output as it arrives.
 	Echo io.Writer
 	// EchoStderr, if set, receives a copy of QEMU's standard error, or of
@@ -331,6 +334,8 @@ func Start(ctx context.Context, cfg Config) (*Machine, error) {
 	}
 	if cfg.Interactive {
 		m.cmd.Stdin = os.Stdin
+	} else if cfg.Stdin != nil {
+		m.cmd.Stdin = cfg.Stdin
 	}
 	if err := m.cmd.Start(); err != nil {
 		cleanup()

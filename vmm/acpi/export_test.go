@@ -1,0 +1,4 @@
+package acpi
+
+// AMLPkgLength exposes amlPkgLength to the external tests.
+var AMLPkgLength = amlPkgLength
