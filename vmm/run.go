@@ -41,11 +41,17 @@ func (vm *VM) step(v *VCPU) {
 	vm.pollPlatform(v)
 	vm.deliver(v)
 	v.SRegsValid = false
+	t0 := vm.hostTSC()
 	if err := v.backend.Run(v); err != nil {
 		vm.stopf(Error, -1, "vCPU %d: guest entry failed: %v", v.ID, err)
 		return
 	}
+	t1 := vm.hostTSC()
 	vm.dispatch(v)
+	v.RunTicks += t1 - t0
+	if r := v.Exit.Reason; int(r) < len(v.HandleTicks) {
+		v.HandleTicks[r] += vm.hostTSC() - t1
+	}
 }
 
 // dispatch handles the exit in v.Exit.

@@ -61,6 +61,12 @@ type VCPU struct {
 
 	// Exits counts exits by reason (statistics, benchmarks).
 	Exits [numExitReasons]uint64
+	// HandleTicks sums, by exit reason, the host TSC ticks the core spent
+	// handling exits (dispatch, device models included); RunTicks sums
+	// the ticks spent in the backend's Run (guest execution plus the
+	// hardware's world switches). Statistics and benchmarks.
+	HandleTicks [numExitReasons]uint64
+	RunTicks    uint64
 
 	// MSR is the guest MSR state that lives in the hardware's guest-state
 	// area (the VMCB save area; VMCS guest fields or MSR-load lists), kept

@@ -140,24 +140,36 @@ func report(r vmResult, vm *vmm.VM) {
 	default:
 		log.Printf("juice: vm %s: stopped (%v): %s", r.name, r.reason, r.msg)
 	}
-	var exits uint64
-	var by [64]uint64
+	var exits, run uint64
+	var by, ticks [64]uint64
 	for _, v := range vm.VCPUs() {
+		run += v.RunTicks
 		for i, n := range v.Exits {
 			exits += n
 			if i < len(by) {
 				by[i] += n
+				ticks[i] += v.HandleTicks[i]
 			}
 		}
 	}
 	log.Printf("juice: vm %s: %d exits, %d heap allocations by juice while it ran", r.name, exits, r.mallocs)
 	var b strings.Builder
+	us := func(t uint64) uint64 {
+		if hz := kernel.TSCHz(); hz != 0 {
+			return t * 1e6 / hz
+		}
+		return 0
+	}
+	var handled uint64
 	for i, n := range by {
 		if n != 0 {
-			fmt.Fprintf(&b, " %s=%d", vmm.ExitReason(i), n)
+			fmt.Fprintf(&b, " %s=%d (%d us)", vmm.ExitReason(i), n, us(ticks[i]))
+			handled += ticks[i]
 		}
 	}
-	log.Printf("juice: vm %s: exits by reason:%s", r.name, b.String())
+	log.Printf("juice: vm %s: exits by reason (count, time handling them):%s", r.name, b.String())
+	log.Printf("juice: vm %s: time in guest entry (guest code and world switches) %d ms, handling exits %d ms",
+		r.name, us(run)/1000, us(handled)/1000)
 }
 
 // buildVM creates one VM: RAM, the virtual PC (vmm/platform: APICs,
