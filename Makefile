@@ -3,13 +3,18 @@
 #   make setup      install the emulators and GRUB tools (Debian 12, root)
 #   make build      build/juice.elf, build/juice-mb1test.elf, build/juice
 #   make guests     the test guests, build/guests/NAME.elf (tests/guests)
-#   make run        boot juice in QEMU running GUEST (default: the hello
-#                   guest; GUEST= for none), serial console here (RUNFLAGS=...)
+#   make jeos       the default JeOS guest in build/jeos (juice jeos: Debian's
+#                   kernel package, a u-root initramfs), built once and cached
+#   make run        boot juice in QEMU running the JeOS guest and hand you
+#                   its shell on this terminal (Ctrl-A x leaves); another guest
+#                   with KERNEL=, INITRD= (empty for none), APPEND=, VMMEM=
 #   make test       go vet, unit tests and the QEMU integration tests
 #   make test-slow  long runs (soak) with -tags slow
 #   make bench      boot figures (build/juice bench), VM-exit figures of the
-#                   bench guest under juice and plain QEMU (juice bench --vm)
-#                   and Go micro-benchmarks
+#                   bench guest under juice and plain QEMU (juice bench --vm),
+#                   the JeOS guest's boot to user space under juice and
+#                   directly on QEMU (juice bench --jeos) and Go
+#                   micro-benchmarks
 #   make clean      remove build/
 
 SHELL := /bin/bash
@@ -27,12 +32,18 @@ BUILD := build
 KERNEL_ENV := CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOAMD64=v1
 KERNEL_LDFLAGS := -E juice/boot.entry32 -T 0x200000 -R 0x1000
 
-# `make run RUNFLAGS="--boot grub-efi --selftest"`
+# `make run RUNFLAGS="--boot grub-efi"`
 RUNFLAGS ?=
-# The guest `make run` gives juice (--kernel): `make run GUEST=build/guests/modes.elf`;
-# `make run GUEST=` boots juice without a VM.
 GUESTS := $(BUILD)/guests
-GUEST ?= $(GUESTS)/hello.elf
+JEOS := $(BUILD)/jeos
+# The VM `make run` gives juice: `make run KERNEL=build/guests/hello.elf
+# INITRD=` runs a test guest instead; `make run KERNEL=` boots juice alone.
+KERNEL ?= $(JEOS)/vmlinuz
+INITRD ?= $(JEOS)/initrd.cpio
+APPEND ?= console=ttyS0
+VMMEM ?= 256M
+# `make bench JEOS_RUNS=5`: boots per kernel kind of juice bench --jeos.
+JEOS_RUNS ?= 3
 # `make bench RUNS=10`
 RUNS ?= 5
 TEST_TIMEOUT ?= 25m
@@ -41,7 +52,7 @@ SLOW_TIMEOUT ?= 120m
 # skipped).
 BENCH_DIRS ?= mm kernel boot
 
-.PHONY: build guests setup run test test-slow bench clean
+.PHONY: build guests jeos setup run test test-slow bench clean
 
 setup:
 	@scripts/setup-debian.sh
@@ -63,8 +74,13 @@ guests:
 	$(GO) build -o $(BUILD)/mkguest ./tests/guests/mkguest/cmd/mkguest
 	$(BUILD)/mkguest -go $(GO) -o $(GUESTS)
 
-run: setup build guests
-	$(BUILD)/juice run $(if $(GUEST),--kernel $(GUEST)) $(RUNFLAGS)
+# The JeOS image: downloads Debian's kernel package once, builds the
+# initramfs with u-root; later runs find it cached.
+jeos: setup build
+	$(BUILD)/juice jeos --out $(JEOS)
+
+run: setup build guests $(if $(filter $(JEOS)/%,$(KERNEL) $(INITRD)),jeos)
+	$(BUILD)/juice run --mem 512M $(if $(KERNEL),--kernel $(KERNEL) --vm-mem $(VMMEM) --append "$(APPEND)" $(if $(INITRD),--initrd $(INITRD))) $(RUNFLAGS)
 
 test: setup build guests
 	$(GO) vet ./...
@@ -84,6 +100,7 @@ bench: setup build guests
 	@status=0; \
 	$(BUILD)/juice bench --runs $(RUNS) || status=$$?; \
 	$(BUILD)/juice bench --vm --runs $(RUNS) --guest $(GUESTS)/bench.elf || status=$$?; \
+	$(BUILD)/juice bench --jeos --runs $(JEOS_RUNS) --jeos-dir $(JEOS) || status=$$?; \
 	pkgs=""; \
 	for d in $(BENCH_DIRS); do \
 		if [ -d "$$d" ] && [ -n "$$($(GO) list ./$$d/... 2>/dev/null)" ]; then pkgs="$$pkgs ./$$d/..."; fi; \

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing juice needs on Debian 12: QEMU,
 # GRUB (BIOS and UEFI) with the ISO tools, OVMF and Bochs. Only missing
-# packages are installed, so a second run is a fast no-op. Installing needs
+# packages are installed, so a second run is a fast no-op. apt's index must
+# know linux-image-amd64, the JeOS guest's kernel (juice jeos). Installing needs
 # root; without it the script lists what is missing and fails. Then it
 # fetches the Go modules (go mod download).
 set -euo pipefail
@@ -36,6 +37,17 @@ if command -v dpkg-query >/dev/null 2>&1; then
 		export DEBIAN_FRONTEND=noninteractive
 		apt-get update
 		apt-get install -y --no-install-recommends "${missing[@]}"
+	fi
+	# The JeOS guest's kernel comes from Debian's linux-image-amd64
+	# package, fetched with apt-get download (juice jeos): apt's index must
+	# know it.
+	if ! apt-cache show linux-image-amd64 >/dev/null 2>&1; then
+		if [[ "$(id -u)" == 0 ]]; then
+			echo "setup: apt's index lacks linux-image-amd64: apt-get update"
+			apt-get update
+		else
+			echo "setup: apt's index lacks linux-image-amd64 (juice jeos needs it): run apt-get update as root" >&2
+		fi
 	fi
 else
 	missing=()

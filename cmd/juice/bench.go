@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"juice/cmd/juice/jeos"
 	"os"
 	"os/signal"
 	"strings"
@@ -26,6 +27,9 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	mem := fs.String("mem", "", "the machine's RAM (default 64M; 256M with --vm)")
 	vm := fs.Bool("vm", false, "measure VM exits with the bench guest, under juice and on plain QEMU")
 	guest := fs.String("guest", defaultBenchGuest, "with --vm: the bench guest")
+	jeosMode := fs.Bool("jeos", false, "time the JeOS guest's boot to user space under juice and directly on QEMU")
+	kinds := fs.String("kernels", "bzimage,pvh", "with --jeos: which kernel images to boot (bzimage, pvh)")
+	jeosDir := fs.String("jeos-dir", jeos.DefaultDir, "with --jeos: the JeOS build directory")
 	timeout := seconds(120 * time.Second)
 	fs.Var(&timeout, "timeout", "time limit per boot")
 	if rc := parseFlags(fs, args); rc != 0 {
@@ -34,6 +38,23 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	if *runs < 1 {
 		fmt.Fprintln(stderr, "juice bench: --runs must be at least 1")
 		return 2
+	}
+	if *jeosMode {
+		if *mem == "" {
+			*mem = "512M"
+		}
+		var ks []string
+		for _, k := range strings.Split(*kinds, ",") {
+			switch k = strings.TrimSpace(k); k {
+			case "bzimage", "pvh":
+				ks = append(ks, k)
+			default:
+				fmt.Fprintf(stderr, "juice bench: unknown kernel kind %q (want bzimage or pvh)\n", k)
+				return 2
+			}
+		}
+		return cmdBenchJeOS(jeosBenchConfig{runs: *runs, juice: *kernel, mem: *mem, vmMem: "256M", jeosDir: *jeosDir,
+			kernels: ks, timeout: time.Duration(timeout)}, stdout, stderr)
 	}
 	if *vm {
 		if *mem == "" {

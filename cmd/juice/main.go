@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"juice/cmd/juice/jeos"
 	"juice/cmd/juice/launch"
 )
 
@@ -43,7 +44,11 @@ Usage:
                              N times on plain QEMU; median TSC ticks per
                              CPUID, port read, MMIO read and hypercall, the
                              ratio, and juice's exits per second
-  juice jeos                 (not yet: see issue 5)
+  juice jeos [--out DIR] [--kernel-package NAME] [--force] [-q]
+                             build the JeOS guest (Debian kernel + u-root
+                             initramfs) into DIR (default build/jeos),
+                             cached; prints the kernel, vmlinux and
+                             initrd (-q: no progress lines)
   juice help                 this text
 
 juice run flags, the guests (without --kernel or --bundle juice runs no VM):
@@ -116,8 +121,7 @@ func Main(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 	case "bench":
 		return cmdBench(args[1:], stdout, stderr)
 	case "jeos":
-		fmt.Fprintln(stderr, "juice jeos: not yet: see issue 5")
-		return 2
+		return cmdJeos(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "juice: unknown command %q\n\n%s", args[0], usage)
 	return 2
@@ -423,5 +427,54 @@ func cmdImage(args []string, stdout, stderr io.Writer) int {
 		what = " + " + launch.ISOBundlePath
 	}
 	fmt.Fprintf(stdout, "juice image iso: wrote %s (GRUB, multiboot2 %s %s%s)\n", *out, filepath.Base(*kernel), *juiceArgs, what)
+	return 0
+}
+
+// cmdJeos implements `juice jeos`: it builds (or finds cached) the JeOS
+// guest and prints its files.
+func cmdJeos(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("jeos", stderr)
+	out := fs.String("out", jeos.DefaultDir, "build (cache) directory")
+	pkg := fs.String("kernel-package", jeos.DefaultKernelPackage, "Debian kernel package or metapackage")
+	force := fs.Bool("force", false, "rebuild everything")
+	quiet := fs.Bool("q", false, "no progress lines")
+	if rc := parseFlags(fs, args); rc != 0 {
+		return max(rc, 0)
+	}
+	var log io.Writer = stderr
+	if *quiet {
+		log = nil
+	}
+	start := time.Now()
+	img, err := jeos.Build(jeos.Options{Dir: *out, KernelPackage: *pkg, Force: *force, Log: log})
+	if err != nil {
+		fmt.Fprintln(stderr, "juice jeos:", err)
+		return 1
+	}
+	how := fmt.Sprintf("built in %.1fs", time.Since(start).Seconds())
+	if img.Cached {
+		how = "up to date"
+	}
+	fmt.Fprintf(stdout, "juice jeos: %s %s (Linux %s), %d modules, %s\n", img.Package, img.Version, img.Release, len(img.Modules), how)
+	show := func(what, path, note string) {
+		if path == "" {
+			return
+		}
+		size := int64(-1)
+		if st, err := os.Stat(path); err == nil {
+			size = st.Size()
+		}
+		fmt.Fprintf(stdout, "  %-8s %-28s %10d bytes%s\n", what, path, size, note)
+	}
+	show("kernel", img.Kernel, "  bzImage")
+	pvh := "  ELF, no PVH note"
+	if img.PVHEntry != 0 {
+		pvh = fmt.Sprintf("  ELF, PVH entry %#x", img.PVHEntry)
+	}
+	show("vmlinux", img.Vmlinux, pvh)
+	show("initrd", img.Initrd, "  newc cpio")
+	for _, n := range img.Notes {
+		fmt.Fprintln(stdout, "  note:", n)
+	}
 	return 0
 }

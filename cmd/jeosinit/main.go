@@ -1,0 +1,197 @@
+// Command jeosinit is the init program of juice's JeOS guest (the small
+// Linux guest that `juice jeos` builds). It runs inside the guest, built
+// with CGO_ENABLED=0 for linux/amd64.
+//
+// In the default image it is u-root's uinit: u-root's /init mounts the
+// pseudo file systems, runs jeosinit, and drops into the shell on the
+// console when jeosinit returns. It also works as the only program of an
+// initramfs (/init, pid 1): then it mounts proc, sysfs and devtmpfs itself
+// (Debian's kernel does not automount devtmpfs) and, when done, runs
+// /bin/sh or, without one, waits forever.
+//
+// It loads the kernel modules listed, one file name a line and in order,
+// in /lib/modules/juice/order with finit_module(2) (a missing list or
+// module is reported and skipped, never fatal), then prints exactly one
+// line on standard output:
+//
+//	JEOS-READY uptime=<seconds from /proc/uptime> modules=<loaded>/<listed>
+//
+// Kernel command-line options: jeos.poweroff syncs and powers off right
+// after that line (benchmarks use it); jeos.verbose logs each module.
+//
+// jeosinit is also the guest's poweroff and reboot: it syncs and calls
+// reboot(2) when its name (argv[0]) or its first argument is "poweroff"
+// or "reboot". The image puts /bin/poweroff and /bin/reboot on PATH as
+// two-line scripts that run "jeosinit poweroff" and "jeosinit reboot".
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Paths inside the guest.
+const (
+	// moduleDir holds the modules and their order file.
+	moduleDir = "/lib/modules/juice"
+	// orderFile lists the modules to load, in order.
+	orderFile = moduleDir + "/order"
+	// shell is what a pid-1 jeosinit runs after the marker.
+	shell = "/bin/sh"
+)
+
+// action is what one run of jeosinit does.
+type action int
+
+// The actions.
+const (
+	actInit     action = iota // load modules, print the marker
+	actPoweroff               // sync and power off
+	actReboot                 // sync and restart
+)
+
+// String names the action as on the command line.
+func (a action) String() string {
+	switch a {
+	case actPoweroff:
+		return "poweroff"
+	case actReboot:
+		return "reboot"
+	}
+	return "init"
+}
+
+// system is jeosinit's access to the kernel, a seam so that the init
+// sequence can be tested on a host.
+type system struct {
+	pid        int
+	readFile   func(path string) ([]byte, error)
+	mountBasic func() error            // proc, sysfs, devtmpfs (pid 1 only)
+	releaseTTY func() error            // give up the controlling terminal without hanging it up
+	loadModule func(path string) error // open + finit_module; nil error or errAlreadyLoaded count as loaded
+	sync       func()                  // sync(2)
+	reboot     func(a action) error    // reboot(2); returns only on failure
+	execShell  func(path string) error // execve; returns only on failure
+	idle       func()                  // never returns (pid 1 with nothing to run)
+	now        func() time.Time        // for jeos.verbose timings
+	stdout     io.Writer               // the marker
+	stderr     io.Writer               // messages
+}
+
+func main() {
+	sys := hostSystem()
+	os.Exit(run(sys, os.Args))
+}
+
+// run is jeosinit with argv and returns its exit status.
+func run(sys *system, argv []string) int {
+	switch a := chooseAction(argv); a {
+	case actPoweroff, actReboot:
+		sys.sync()
+		err := sys.reboot(a)
+		fmt.Fprintf(sys.stderr, "%s: %v\n", a, err)
+		return 1
+	}
+	return initGuest(sys)
+}
+
+// chooseAction picks the action from the program name or, failing that,
+// the first argument (u-root's busybox replaces argv[0] with the name of
+// the command it runs, so /bin/poweroff is "jeosinit poweroff").
+func chooseAction(argv []string) action {
+	for i, s := range argv {
+		if i > 1 {
+			break
+		}
+		switch filepath.Base(s) {
+		case "poweroff":
+			return actPoweroff
+		case "reboot":
+			return actReboot
+		}
+	}
+	return actInit
+}
+
+// initGuest mounts (as pid 1), loads the modules, prints the marker and
+// powers off when asked; it returns 0 unless it is pid 1, where it does
+// not return.
+func initGuest(sys *system) int {
+	pid1 := sys.pid == 1
+	if pid1 {
+		if err := sys.mountBasic(); err != nil {
+			fmt.Fprintf(sys.stderr, "jeosinit: %v\n", err)
+		}
+	}
+	var opts options
+	if b, err := sys.readFile("/proc/cmdline"); err != nil {
+		fmt.Fprintf(sys.stderr, "jeosinit: %v\n", err)
+	} else {
+		opts = parseOptions(string(b))
+	}
+
+	var mods []string
+	if b, err := sys.readFile(orderFile); err != nil {
+		fmt.Fprintf(sys.stderr, "jeosinit: no module list, loading none: %v\n", err)
+	} else {
+		mods = parseOrder(string(b))
+	}
+	loaded := 0
+	for _, m := range mods {
+		start := sys.now()
+		err := sys.loadModule(moduleFile(m))
+		switch {
+		case err == nil || err == errAlreadyLoaded:
+			loaded++
+			if opts.verbose {
+				fmt.Fprintf(sys.stderr, "jeosinit: %s loaded in %v\n", m, sys.now().Sub(start).Round(time.Microsecond))
+			}
+		default:
+			fmt.Fprintf(sys.stderr, "jeosinit: %s: %v (skipped)\n", m, err)
+		}
+	}
+
+	uptime := "unknown"
+	if b, err := sys.readFile("/proc/uptime"); err != nil {
+		fmt.Fprintf(sys.stderr, "jeosinit: %v\n", err)
+	} else if u, err := parseUptime(string(b)); err != nil {
+		fmt.Fprintf(sys.stderr, "jeosinit: /proc/uptime: %v\n", err)
+	} else {
+		uptime = u
+	}
+	fmt.Fprintln(sys.stdout, marker(uptime, loaded, len(mods)))
+
+	if opts.poweroff {
+		sys.sync()
+		err := sys.reboot(actPoweroff)
+		fmt.Fprintf(sys.stderr, "jeosinit: power off: %v\n", err)
+	}
+	if !pid1 {
+		// u-root's init started us as a session leader owning the
+		// console. A session leader's exit hangs the terminal up, and
+		// the shell init starts next would find its console dead; so
+		// let go of it first.
+		if err := sys.releaseTTY(); err != nil {
+			fmt.Fprintf(sys.stderr, "jeosinit: releasing the console: %v\n", err)
+		}
+		return 0
+	}
+	// pid 1 must never exit: the kernel would panic.
+	err := sys.execShell(shell)
+	fmt.Fprintf(sys.stderr, "jeosinit: %s: %v; idling\n", shell, err)
+	sys.idle()
+	return 0
+}
+
+// moduleFile is the path of a module named in the order file.
+func moduleFile(entry string) string {
+	return filepath.Join(moduleDir, entry)
+}
+
+// marker is the line jeosinit prints when the guest is ready.
+func marker(uptime string, loaded, listed int) string {
+	return fmt.Sprintf("JEOS-READY uptime=%s modules=%d/%d", uptime, loaded, listed)
+}
