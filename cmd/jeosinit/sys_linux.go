@@ -36,9 +36,21 @@ func hostSystem() *system {
 			}
 		},
 		now:    time.Now,
-		stdout: os.Stdout,
+		stdout: consoleOut(),
 		stderr: os.Stderr,
 	}
+}
+
+// consoleOut is where the marker goes: /dev/console itself when it opens.
+// u-root's init hands its commands a pipe that it copies to the consoles
+// from a goroutine of its own, so a marker written there may still be in
+// flight when jeosinit powers the machine off; the console's tty buffer
+// is drained before that (reboot).
+func consoleOut() *os.File {
+	if f, err := os.OpenFile("/dev/console", os.O_WRONLY|unix.O_NOCTTY, 0); err == nil {
+		return f
+	}
+	return os.Stdout
 }
 
 // mountBasic mounts proc, sysfs and devtmpfs, creating the mount points;
@@ -81,8 +93,18 @@ func loadModule(path string) error {
 	return nil
 }
 
-// reboot calls reboot(2) for a power-off or a restart.
+// reboot calls reboot(2) for a power-off or a restart, after waiting
+// (tcdrain: TCSBRK with a non-zero argument) for the console to send what
+// was written to it: the serial driver transmits from its interrupt, and
+// a power-off would cut the last line short.
 func reboot(a action) error {
+	for _, fd := range []int{1, 2} {
+		drain(fd)
+	}
+	if f, err := os.OpenFile("/dev/console", os.O_WRONLY|unix.O_NOCTTY, 0); err == nil {
+		drain(int(f.Fd()))
+		f.Close()
+	}
 	cmd := unix.LINUX_REBOOT_CMD_RESTART
 	if a == actPoweroff {
 		cmd = unix.LINUX_REBOOT_CMD_POWER_OFF
@@ -109,4 +131,25 @@ func releaseTTY() error {
 		return fmt.Errorf("TIOCNOTTY: %w", err)
 	}
 	return nil
+}
+
+// drain waits, at most a second, until terminal fd has sent its output:
+// tcdrain (which the Go runtime's preemption signals may interrupt), then
+// polling the output queue. A non-terminal returns at once.
+func drain(fd int) {
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		err := unix.IoctlSetInt(fd, unix.TCSBRK, 1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return
+		}
+		n, err := unix.IoctlGetInt(fd, unix.TIOCOUTQ)
+		if err != nil || n == 0 {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

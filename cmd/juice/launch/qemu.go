@@ -335,7 +335,25 @@ func Start(ctx context.Context, cfg Config) (*Machine, error) {
 	if cfg.Interactive {
 		m.cmd.Stdin = os.Stdin
 	} else if cfg.Stdin != nil {
-		m.cmd.Stdin = cfg.Stdin
+		// An *os.File, so that Wait does not wait for a copy from
+		// cfg.Stdin (which may never end) once QEMU has exited.
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			cleanup()
+			return nil, err
+		}
+		m.cmd.Stdin = pr
+		go func() {
+			io.Copy(pw, cfg.Stdin)
+			pw.Close()
+		}()
+		prev := cleanup
+		cleanup = func() {
+			pr.Close()
+			pw.Close() // ends the copy at its next write
+			prev()
+		}
+		m.cleanup = cleanup
 	}
 	if err := m.cmd.Start(); err != nil {
 		cleanup()

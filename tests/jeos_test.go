@@ -1,0 +1,164 @@
+package tests
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"juice/cmd/juice/jeos"
+	"juice/cmd/juice/launch"
+)
+
+// The JeOS tests boot Debian's stock kernel with the JeOS initramfs (built
+// by `juice jeos`, cached in build/jeos) under juice and drive its shell
+// through juice's console, as a user of `make run` does.
+
+// jeosOnce builds the image once per test binary.
+var jeosOnce struct {
+	sync.Mutex
+	img  jeos.Image
+	err  error
+	done bool
+}
+
+// JeOS returns the default JeOS image, building it on first use (apt-get
+// download of the kernel package, u-root build: about a minute cold).
+func JeOS(t testing.TB) jeos.Image {
+	t.Helper()
+	jeosOnce.Lock()
+	defer jeosOnce.Unlock()
+	if !jeosOnce.done {
+		root := Root(t)
+		jeosOnce.img, jeosOnce.err = jeos.Build(jeos.Options{Dir: filepath.Join(root, jeos.DefaultDir), Source: root})
+		jeosOnce.done = true
+	}
+	if jeosOnce.err != nil {
+		t.Fatalf("building the JeOS image: %v", jeosOnce.err)
+	}
+	return jeosOnce.img
+}
+
+// jeosVM is the JeOS guest as one VM: the given kernel (the bzImage or the
+// PVH vmlinux), the initramfs, the plain command line a user would give.
+func jeosVM(img jeos.Image, kernel, cmdline string) launch.VMSpec {
+	return launch.VMSpec{
+		Name:    "jeos",
+		Kernel:  kernel,
+		Cmdline: cmdline,
+		Modules: []launch.ModuleSpec{{Path: img.Initrd, Cmdline: "initrd"}},
+		Memory:  "256M",
+	}
+}
+
+// console is the guest's serial input: what the test types.
+type console struct {
+	t *testing.T
+	w *io.PipeWriter
+}
+
+func (c console) typeLine(s string) {
+	c.t.Helper()
+	// Enter is a carriage return, as a terminal sends it.
+	if _, err := io.WriteString(c.w, s+"\r"); err != nil {
+		c.t.Fatalf("typing %q: %v", s, err)
+	}
+}
+
+// bootJeOS starts juice with the JeOS VM and returns the run and its
+// console input.
+func bootJeOS(t *testing.T, kernel, cmdline string, timeout time.Duration) (*Run, console) {
+	img := JeOS(t)
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.Close() })
+	r := BootVMs(t, launch.Config{Mem: "512M", Stdin: pr, Timeout: timeout}, jeosVM(img, kernel, cmdline))
+	return r, console{t: t, w: pw}
+}
+
+// contains matches a console line containing s.
+func contains(s string) func(string) bool {
+	return func(text string) bool { return strings.Contains(text, s) }
+}
+
+// uptimeRE is the output of `cat /proc/uptime` on the guest's console.
+var uptimeRE = regexp.MustCompile(`^\[jeos\] [0-9]+\.[0-9]+ [0-9]+\.[0-9]+\s*$`)
+
+// TestJeOSShell: Debian's kernel reaches user space under juice on AMD-V
+// (QEMU TCG); a command typed on the console runs and its output comes
+// back; `reboot` restarts the VM from its images and it reaches user space
+// again; `poweroff` ends the VM with status 0, and juice with it.
+func TestJeOSShell(t *testing.T) {
+	img := JeOS(t)
+	r, in := bootJeOS(t, img.Kernel, "console=ttyS0", 6*time.Minute)
+	r.ExpectMatch("the guest's ready marker", contains("[jeos] "+jeos.ReadyMarker))
+	shellCommand(t, r, in)
+
+	in.typeLine("reboot")
+	r.ExpectNext("juice: vm jeos: the guest reset the machine (reboot)")
+	r.ExpectNext("juice: vm jeos: restarting (boot 2)")
+	l, err := r.M.Console.Wait(r.ctx, r.next, contains("[jeos] "+jeos.ReadyMarker))
+	if err != nil {
+		r.fail("the ready marker after the reboot", err)
+	}
+	r.next = l.Index + 1
+	shellCommand(t, r, in)
+
+	in.typeLine("poweroff")
+	r.ExpectNext("juice: vm jeos: exited with status 0: guest powered off (ACPI S5)")
+	r.ExpectExit(0)
+}
+
+// shellCommand types `cat /proc/uptime` until its output comes back (the
+// shell may still be starting when the first one is typed).
+func shellCommand(t *testing.T, r *Run, in console) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		in.typeLine("cat /proc/uptime")
+		ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
+		l, err := r.M.Console.Wait(ctx, r.next, uptimeRE.MatchString)
+		cancel()
+		if err == nil {
+			r.next = l.Index + 1
+			return
+		}
+		if !r.M.Running() {
+			r.fail("the output of `cat /proc/uptime`", err)
+		}
+	}
+	r.fail("the output of `cat /proc/uptime`", os.ErrDeadlineExceeded)
+}
+
+// TestJeOSPanic: a guest whose kernel panics (its initramfs has no such
+// init, so the kernel cannot mount a root file system) stops with the
+// panic's reason on juice's console, while a second JeOS VM booting at the
+// same time goes on to user space and powers off normally.
+func TestJeOSPanic(t *testing.T) {
+	img := JeOS(t)
+	good := jeosVM(img, img.Kernel, "console=ttyS0 "+jeos.PoweroffArg)
+	good.Name, good.Memory = "survivor", "192M"
+	bad := jeosVM(img, img.Kernel, "console=ttyS0 rdinit=/nonexistent")
+	bad.Name, bad.Memory, bad.Modules = "doomed", "192M", nil
+	r := BootVMs(t, launch.Config{Mem: "640M", Timeout: 6 * time.Minute}, good, bad)
+	panicLine := "juice: vm doomed: stopped: guest kernel panic: VFS: Unable to mount root fs on unknown-block(0,0)"
+	r.Expect(panicLine)
+	r.ExpectMatch("the survivor's ready marker", contains("[survivor] "+jeos.ReadyMarker))
+	r.Expect("juice: vm survivor: exited with status 0: guest powered off (ACPI S5)")
+	r.ExpectExit(0)
+	idx := func(prefix string) int {
+		for i, l := range r.Texts() {
+			if strings.HasPrefix(l, prefix) {
+				return i
+			}
+		}
+		return -1
+	}
+	if p, s := idx(panicLine), idx("[survivor] "+jeos.ReadyMarker); s >= 0 && p > s {
+		t.Logf("the survivor reached user space before the other VM panicked (lines %d, %d): both still ran side by side", s, p)
+	}
+}
