@@ -82,7 +82,7 @@ jeos: setup build
 run: setup build guests $(if $(filter $(JEOS)/%,$(KERNEL) $(INITRD)),jeos)
 	$(BUILD)/juice run --mem 512M $(if $(KERNEL),--kernel $(KERNEL) --vm-mem $(VMMEM) --append "$(APPEND)" $(if $(INITRD),--initrd $(INITRD))) $(RUNFLAGS)
 
-test: setup build guests
+test: setup build guests jeos
 	$(GO) vet ./...
 	@echo "JUICE_REQUIRE_EMULATORS=1 $(GO) test -timeout $(TEST_TIMEOUT) ./..."
 	@status=0; \
@@ -90,13 +90,13 @@ test: setup build guests
 	scripts/test-summary.sh $(BUILD)/test.log; \
 	exit $$status
 
-test-slow: setup build
+test-slow: setup build jeos
 	@status=0; \
 	JUICE_REQUIRE_EMULATORS=1 $(GO) test -tags slow -timeout $(SLOW_TIMEOUT) -v ./tests/... 2>&1 | tee $(BUILD)/test-slow.log || status=$$?; \
 	scripts/test-summary.sh $(BUILD)/test-slow.log; \
 	exit $$status
 
-bench: setup build guests
+bench: setup build guests jeos
 	@status=0; \
 	$(BUILD)/juice bench --runs $(RUNS) || status=$$?; \
 	$(BUILD)/juice bench --vm --runs $(RUNS) --guest $(GUESTS)/bench.elf || status=$$?; \

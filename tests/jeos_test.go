@@ -140,7 +140,13 @@ func shellCommand(t *testing.T, r *Run, in console) {
 // same time goes on to user space and powers off normally.
 func TestJeOSPanic(t *testing.T) {
 	img := JeOS(t)
-	good := jeosVM(img, img.Kernel, "console=ttyS0 "+jeos.PoweroffArg)
+	// The survivor boots the PVH vmlinux, the doomed VM the bzImage: both
+	// loaders, side by side.
+	kernel := img.Vmlinux
+	if kernel == "" {
+		kernel = img.Kernel
+	}
+	good := jeosVM(img, kernel, "console=ttyS0 "+jeos.PoweroffArg)
 	good.Name, good.Memory = "survivor", "192M"
 	bad := jeosVM(img, img.Kernel, "console=ttyS0 rdinit=/nonexistent")
 	bad.Name, bad.Memory, bad.Modules = "doomed", "192M", nil

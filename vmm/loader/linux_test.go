@@ -383,23 +383,80 @@ func TestLoadDetectsBzImage(t *testing.T) {
 
 // TestLoadLinuxHostKernel parses the host's real bzImage header when one
 // is installed (skipped otherwise; the test never downloads anything).
-func TestLoadLinuxHostKernel(t *testing.T) {
+// realKernels returns the bzImages of real kernels on this machine: the
+// host's /boot/vmlinuz-* and the JeOS guest's (build/jeos, made by `juice
+// jeos`, which `make test` runs first).
+func realKernels() []string {
 	files, _ := filepath.Glob("/boot/vmlinuz-*")
+	if _, err := os.Stat("../../build/jeos/vmlinuz"); err == nil {
+		files = append(files, "../../build/jeos/vmlinuz")
+	}
+	return files
+}
+
+// TestLoadLinuxRealKernels loads real bzImages: the header parses, the
+// kernel loads with an initrd, a truncated copy and an initrd too big for
+// the guest's RAM are refused with messages saying so.
+func TestLoadLinuxRealKernels(t *testing.T) {
+	files := realKernels()
 	if len(files) == 0 {
-		t.Skip("no /boot/vmlinuz-* on this machine")
+		t.Skip("no real kernel here (/boot/vmlinuz-*, build/jeos/vmlinuz)")
 	}
-	k, err := os.ReadFile(files[0])
+	for _, f := range files {
+		k, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := parseLinuxHeader(k)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		t.Logf("%s: protocol %#x init_size %s pref %#x align %#x", f, h.version, mibString(h.initSize), h.prefAddress, h.align)
+		if h.version < 0x20c || h.align == 0 || h.initSize < uint64(len(k)) {
+			t.Errorf("%s: implausible header %+v", f, h)
+		}
+		ramSize := int(h.prefAddress + h.initSize + 8<<20)
+		ram, mem, v := newGuest(ramSize)
+		img, err := LoadLinux(mem, v, k, "console=ttyS0", []byte("initrd"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img.Entry != h.prefAddress+0x200 || string(ram[LinuxZeroPage+0x202:LinuxZeroPage+0x206]) != "HdrS" {
+			t.Errorf("%s: entry %#x, boot_params header %q", f, img.Entry, ram[LinuxZeroPage+0x202:LinuxZeroPage+0x206])
+		}
+		_, mem, v = newGuest(ramSize)
+		if _, err := LoadLinux(mem, v, k[:len(k)/2], "console=ttyS0", nil); err == nil || !strings.Contains(err.Error(), "truncated") {
+			t.Errorf("%s cut in half: %v", f, err)
+		}
+		_, mem, v = newGuest(ramSize)
+		if _, err := LoadLinux(mem, v, k, "", make([]byte, ramSize)); err == nil || !strings.Contains(err.Error(), "initrd") {
+			t.Errorf("%s with an initrd as big as RAM: %v", f, err)
+		}
+	}
+}
+
+// TestLoadPVHRealVmlinux loads the JeOS guest's decompressed vmlinux by
+// its PVH note, as juice boots it.
+func TestLoadPVHRealVmlinux(t *testing.T) {
+	k, err := os.ReadFile("../../build/jeos/vmlinux")
 	if err != nil {
-		t.Skip(err)
+		t.Skip("no build/jeos/vmlinux (juice jeos makes it)")
 	}
-	h, err := parseLinuxHeader(k)
+	ram, mem, v := newGuest(128 << 20)
+	img, err := Load(mem, v, k, "console=ttyS0", []Module{{Data: []byte("initrd"), Cmdline: "initrd"}})
 	if err != nil {
-		t.Fatalf("%s: %v", files[0], err)
-	}
-	t.Logf("%s: protocol %#x init_size %s pref %#x align %#x", files[0], h.version, mibString(h.initSize), h.prefAddress, h.align)
-	_, mem, v := newGuest(int(h.prefAddress + h.initSize + 8<<20))
-	if _, err := LoadLinux(mem, v, k, "console=ttyS0", []byte("initrd")); err != nil {
 		t.Fatal(err)
+	}
+	if img.Format != FormatPVH || img.Entry < 0x100000 || img.Entry >= img.KernelEnd || v.Regs.RIP != img.Entry || v.Regs.RBX != img.BootInfo {
+		t.Fatalf("image %+v, RIP %#x RBX %#x", img, v.Regs.RIP, v.Regs.RBX)
+	}
+	if le.Uint32(ram[img.BootInfo:]) != pvhMagic {
+		t.Error("no hvm_start_info at RBX")
+	}
+	// Too little RAM for the kernel: refused, not truncated.
+	_, mem, v = newGuest(32 << 20)
+	if _, err := Load(mem, v, k, "", nil); err == nil {
+		t.Error("a 66 MB kernel loaded into 32 MiB of RAM")
 	}
 }
 
