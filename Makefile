@@ -90,7 +90,7 @@ test: setup build guests jeos
 	scripts/test-summary.sh $(BUILD)/test.log; \
 	exit $$status
 
-test-slow: setup build jeos
+test-slow: setup build
 	@status=0; \
 	JUICE_REQUIRE_EMULATORS=1 $(GO) test -tags slow -timeout $(SLOW_TIMEOUT) -v ./tests/... 2>&1 | tee $(BUILD)/test-slow.log || status=$$?; \
 	scripts/test-summary.sh $(BUILD)/test-slow.log; \
