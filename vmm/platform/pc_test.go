@@ -350,3 +350,49 @@ func TestPanicWatcher(t *testing.T) {
 	w2 := NewPanicWatcher(&out, nil)
 	w2.Write([]byte(strings.Repeat("x", 10000) + "\n"))
 }
+
+// The platform's exit-path methods allocate nothing: the timer poll, the
+// interrupt hand-off, the APIC MSRs a Linux guest writes on every tick
+// (EOI, TSC deadline), its xAPIC page, COM1 and the PM timer.
+func TestExitPathAllocations(t *testing.T) {
+	tv := newTestVM(t)
+	v := tv.vm.VCPU(0)
+	p := tv.pc
+	if h, ok := p.WriteMSR(v, vmm.MSRAPICBase, acpi.DefaultLAPICAddr|apic.BaseEnable|apic.BaseEXTD|apic.BaseBSP); !h || !ok {
+		t.Fatal("x2APIC enable refused")
+	}
+	p.WriteMSR(v, 0x80f, apic.SVREnable|0xff)
+	p.WriteMSR(v, 0x832, 0xec|2<<17)
+	com1 := tv.vm.IO()
+	allocs := testing.AllocsPerRun(1000, func() {
+		p.Poll(v, tv.vm.Now())
+		p.WriteMSR(v, MSRTSCDeadline, v.VM.HostTSC()+1000)
+		p.Poll(v, tv.vm.Now()+1_000_000)
+		if vec, ok := p.Pending(v); ok {
+			p.Ack(v, vec)
+		}
+		p.WriteMSR(v, 0x80b, 0) // EOI
+		p.ReadMSR(v, 0x808)
+		p.ReadMSR(v, MSRKVMSystemTime)
+		com1.Out(devices.COM1, 1, 'x')
+		com1.In(devices.COM1+5, 1)
+		com1.In(acpi.DefaultPMTimerPort, 4)
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per round", allocs)
+	}
+	// The xAPIC page, before x2APIC is switched on.
+	tv2 := newTestVM(t)
+	v2 := tv2.vm.VCPU(0)
+	base, size := tv2.pc.LocalMMIO(v2)
+	if base != acpi.DefaultLAPICAddr || size != 0x1000 {
+		t.Fatalf("local window %#x+%#x", base, size)
+	}
+	allocs = testing.AllocsPerRun(1000, func() {
+		tv2.pc.LocalWrite(v2, apic.RegTPR, 4, 0)
+		tv2.pc.LocalRead(v2, apic.RegID, 4)
+	})
+	if allocs != 0 {
+		t.Errorf("xAPIC page: %v allocations per round", allocs)
+	}
+}
