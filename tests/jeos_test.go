@@ -137,7 +137,8 @@ func shellCommand(t *testing.T, r *Run, in console) {
 // TestJeOSPanic: a guest whose kernel panics (its initramfs has no such
 // init, so the kernel cannot mount a root file system) stops with the
 // panic's reason on juice's console, while a second JeOS VM booting at the
-// same time goes on to user space and powers off normally.
+// same time goes on to user space and powers off normally, and a third,
+// with too little RAM for the kernel, is refused by name.
 func TestJeOSPanic(t *testing.T) {
 	img := JeOS(t)
 	// The survivor boots the PVH vmlinux, the doomed VM the bzImage: both
@@ -150,7 +151,12 @@ func TestJeOSPanic(t *testing.T) {
 	good.Name, good.Memory = "survivor", "192M"
 	bad := jeosVM(img, img.Kernel, "console=ttyS0 rdinit=/nonexistent")
 	bad.Name, bad.Memory, bad.Modules = "doomed", "192M", nil
-	r := BootVMs(t, launch.Config{Mem: "640M", Timeout: 6 * time.Minute}, good, bad)
+	// A third VM too small for the kernel: refused when juice builds it,
+	// with a message naming it; the other two run anyway.
+	tiny := jeosVM(img, img.Kernel, "console=ttyS0")
+	tiny.Name, tiny.Memory = "tiny", "48M"
+	r := BootVMs(t, launch.Config{Mem: "704M", Timeout: 6 * time.Minute}, good, bad, tiny)
+	t.Logf("refused: %s", r.Expect(`juice: vm tiny: kernel "`))
 	panicLine := "juice: vm doomed: stopped: guest kernel panic: VFS: Unable to mount root fs on unknown-block(0,0)"
 	r.Expect(panicLine)
 	r.ExpectMatch("the survivor's ready marker", contains("[survivor] "+jeos.ReadyMarker))
