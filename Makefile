@@ -41,6 +41,8 @@ JEOS := $(BUILD)/jeos
 KERNEL ?= $(JEOS)/vmlinuz
 INITRD ?= $(JEOS)/initrd.cpio
 APPEND ?= console=ttyS0
+# The VM's name on juice's console.
+NAME ?= $(if $(filter $(JEOS)/%,$(KERNEL)),jeos)
 VMMEM ?= 256M
 # `make bench JEOS_RUNS=5`: boots per kernel kind of juice bench --jeos.
 JEOS_RUNS ?= 3
@@ -80,7 +82,7 @@ jeos: setup build
 	$(BUILD)/juice jeos --out $(JEOS)
 
 run: setup build guests $(if $(filter $(JEOS)/%,$(KERNEL) $(INITRD)),jeos)
-	$(BUILD)/juice run --mem 512M $(if $(KERNEL),--kernel $(KERNEL) --vm-mem $(VMMEM) --append "$(APPEND)" $(if $(INITRD),--initrd $(INITRD))) $(RUNFLAGS)
+	$(BUILD)/juice run --mem 512M $(if $(KERNEL),--kernel $(KERNEL) $(if $(NAME),--name $(NAME)) --vm-mem $(VMMEM) --append "$(APPEND)" $(if $(INITRD),--initrd $(INITRD))) $(RUNFLAGS)
 
 test: setup build guests jeos
 	$(GO) vet ./...
