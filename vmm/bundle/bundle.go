@@ -49,6 +49,33 @@ type VMSpec struct {
 	MemBytes uint64
 	// VCPUs is the vCPU count, 1 to 64.
 	VCPUs int
+	// Devices are the VM's virtio devices; nil means none.
+	Devices *DeviceSpec
+}
+
+// DeviceSpec is a validated ManifestDevices.
+type DeviceSpec struct {
+	Transport string // "pci" or "mmio"
+	Disks     []DiskSpec
+	Nets      []NetSpec
+	RNG       bool
+	Console   bool
+}
+
+// DiskSpec is a validated disk: Image (aliasing the archive) when it
+// came from a file, else a RAM disk of Size bytes.
+type DiskSpec struct {
+	File     string
+	Image    []byte
+	Size     uint64
+	ReadOnly bool
+	Serial   string
+}
+
+// NetSpec is a validated network interface.
+type NetSpec struct {
+	Network string
+	MAC     [6]byte
 }
 
 // Bundle is a parsed bundle: its valid VMs, in manifest order.

@@ -259,3 +259,70 @@ func TestBuildErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestDevices(t *testing.T) {
+	man := `{"vms":[{"name":"web","kernel":"k","memory":"16M","devices":{
+		"disks":[{"file":"disk.img"},{"size":"64M","readonly":true,"serial":"data"}],
+		"nets":[{"network":"lan"},{"network":"lan2","mac":"52:54:00:12:34:56"}],
+		"rng":true,"console":true}},
+		{"name":"db","kernel":"k","memory":"16M","devices":{"transport":"mmio","nets":[{"network":"lan"}]}}]}`
+	img := make([]byte, 4096)
+	img[0] = 7
+	b, errs := Parse(newc([]entry{{name: "manifest.json", data: []byte(man)}, {name: "k", data: []byte("K")}, {name: "disk.img", data: img}}, false))
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	d := b.VMs[0].Devices
+	if d == nil || d.Transport != "pci" || !d.RNG || !d.Console || len(d.Disks) != 2 || len(d.Nets) != 2 {
+		t.Fatalf("devices %+v", d)
+	}
+	if d.Disks[0].Size != 4096 || d.Disks[0].Image[0] != 7 || d.Disks[0].Serial != "juice-web-0" || d.Disks[0].ReadOnly {
+		t.Errorf("disk 0 %+v", d.Disks[0])
+	}
+	if d.Disks[1].Size != 64<<20 || d.Disks[1].Image != nil || !d.Disks[1].ReadOnly || d.Disks[1].Serial != "data" {
+		t.Errorf("disk 1 %+v", d.Disks[1])
+	}
+	if d.Nets[1].MAC != [6]byte{0x52, 0x54, 0, 0x12, 0x34, 0x56} || d.Nets[0].MAC != DerivedMAC("web", 0) {
+		t.Errorf("nets %+v", d.Nets)
+	}
+	if m := DerivedMAC("web", 0); m[0] != 0x52 || m == DerivedMAC("db", 0) || m == DerivedMAC("web", 1) || m != DerivedMAC("web", 0) {
+		t.Errorf("derived MACs not distinct and stable: %x", m)
+	}
+	if db := b.VMs[1].Devices; db.Transport != "mmio" || db.Nets[0].MAC == d.Nets[0].MAC {
+		t.Errorf("db devices %+v", db)
+	}
+	if b.VMs[1].Devices == nil || b.VMs[0].Devices == nil {
+		t.Fatal("devices lost")
+	}
+
+	for _, c := range []struct{ dev, want string }{
+		{`{"transport":"usb"}`, `transport "usb"`},
+		{`{"disks":[{}]}`, "disk 0: needs a file or a size"},
+		{`{"disks":[{"file":"k","size":"1M"}]}`, "not both"},
+		{`{"disks":[{"file":"nope"}]}`, `disk 0 "nope" is not in the bundle`},
+		{`{"disks":[{"file":"k"}]}`, "not a non-zero multiple of 512"},
+		{`{"disks":[{"size":"1000"}]}`, "not a non-zero multiple of 512"},
+		{`{"disks":[{"size":"2000G"}]}`, "too large"},
+		{`{"disks":[{"size":"1M","serial":"` + strings.Repeat("s", 21) + `"}]}`, "longer than 20"},
+		{`{"disks":[` + strings.Repeat(`{"size":"1M"},`, 8) + `{"size":"1M"}]}`, "9 disks"},
+		{`{"nets":[{"network":"LAN"}]}`, "network name"},
+		{`{"nets":[{"network":"a","mac":"01:00:00:00:00:01"}]}`, "multicast"},
+		{`{"nets":[{"network":"a","mac":"00:00:00:00:00:00"}]}`, "all zeros"},
+		{`{"nets":[{"network":"a","mac":"52:54:00:12:34"}]}`, "six hex bytes"},
+		{`{"nets":[{"network":"a","mac":"52:54:00:12:34:zz"}]}`, "six hex bytes"},
+		{`{"nets":[{"network":"a","mac":"52:54:00:12:34:56"},{"network":"b","mac":"52:54:00:12:34:56"}]}`, "repeats"},
+		{`{"bogus":1}`, "unknown field"},
+	} {
+		man := `{"vms":[{"name":"ok","kernel":"k","memory":"16M"},{"name":"bad","kernel":"k","memory":"16M","devices":` + c.dev + `}]}`
+		b, errs := Parse(newc([]entry{{name: "manifest.json", data: []byte(man)}, {name: "k", data: []byte("K")}}, false))
+		if c.want == "unknown field" {
+			if b != nil || len(errs) != 1 || !strings.Contains(errs[0].Error(), c.want) {
+				t.Errorf("%s: %v", c.dev, errs)
+			}
+			continue
+		}
+		if b == nil || len(b.VMs) != 1 || len(errs) != 1 || !strings.Contains(errs[0].Error(), `vm "bad": `+c.want) && !strings.Contains(errs[0].Error(), c.want) {
+			t.Errorf("%s: errors %v, want %q", c.dev, errs, c.want)
+		}
+	}
+}

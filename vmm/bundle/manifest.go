@@ -44,7 +44,55 @@ type ManifestVM struct {
 	Memory Memory `json:"memory"`
 	// VCPUs is the number of vCPUs, 1 to 64; 0 or absent means 1.
 	VCPUs int `json:"vcpus,omitempty"`
+	// Devices selects the VM's paravirtual devices; absent means none.
+	Devices *ManifestDevices `json:"devices,omitempty"`
 }
+
+// ManifestDevices are a VM's virtio devices.
+type ManifestDevices struct {
+	// Transport is "pci" (virtio-pci behind a PCI host bridge; the
+	// default) or "mmio" (virtio-mmio devices described in the DSDT).
+	Transport string `json:"transport,omitempty"`
+	// Disks are the VM's block devices, in order (vda, vdb, ...).
+	Disks []ManifestDisk `json:"disks,omitempty"`
+	// Nets are the VM's network interfaces, in order (eth0, ...).
+	Nets []ManifestNet `json:"nets,omitempty"`
+	// RNG adds a virtio entropy device.
+	RNG bool `json:"rng,omitempty"`
+	// Console adds a virtio console (the guest's hvc0), shown on juice's
+	// console like COM1.
+	Console bool `json:"console,omitempty"`
+}
+
+// ManifestDisk is one block device: an image from the bundle (File; the
+// guest's writes go to a copy-on-write layer in RAM and never change
+// the image) or a zeroed RAM disk (Size).
+type ManifestDisk struct {
+	File     string `json:"file,omitempty"`
+	Size     Memory `json:"size,omitempty"`
+	ReadOnly bool   `json:"readonly,omitempty"`
+	// Serial is what the guest reads with GET_ID (at most 20 bytes);
+	// empty means "juice-<vm>-<n>".
+	Serial string `json:"serial,omitempty"`
+}
+
+// ManifestNet is one network interface on a virtual switch.
+type ManifestNet struct {
+	// Network names the switch (1 to 32 of [a-z0-9-]); VMs on the same
+	// network see each other, and no one else.
+	Network string `json:"network"`
+	// MAC is the interface's address ("52:54:00:12:34:56"); empty means
+	// one derived stably from the VM's name and the interface's index.
+	MAC string `json:"mac,omitempty"`
+}
+
+// Device limits.
+const (
+	MaxDisks     = 8
+	MaxNets      = 4
+	MaxDiskSize  = 1 << 40 // 1 TiB (a RAM disk's pages are allocated as written)
+	MaxSerialLen = 20
+)
 
 // ManifestModule is one boot module of a VM.
 type ManifestModule struct {
@@ -250,7 +298,162 @@ func validateVM(mv ManifestVM, files map[string]member) (VMSpec, error) {
 		}
 		spec.Modules = append(spec.Modules, ModuleSpec{File: mm.File, Cmdline: mm.Cmdline, Data: data})
 	}
+	if mv.Devices != nil {
+		if spec.Devices, err = validateDevices(mv.Name, mv.Devices, files); err != nil {
+			return VMSpec{}, err
+		}
+	}
 	return spec, nil
+}
+
+// validateDevices checks a VM's devices and resolves its disk images.
+func validateDevices(vm string, d *ManifestDevices, files map[string]member) (*DeviceSpec, error) {
+	ds := &DeviceSpec{Transport: d.Transport, RNG: d.RNG, Console: d.Console}
+	switch d.Transport {
+	case "":
+		ds.Transport = "pci"
+	case "pci", "mmio":
+	default:
+		return nil, fmt.Errorf("devices: transport %q is not pci or mmio", d.Transport)
+	}
+	if len(d.Disks) > MaxDisks {
+		return nil, fmt.Errorf("devices: %d disks, at most %d", len(d.Disks), MaxDisks)
+	}
+	if len(d.Nets) > MaxNets {
+		return nil, fmt.Errorf("devices: %d network interfaces, at most %d", len(d.Nets), MaxNets)
+	}
+	for i, md := range d.Disks {
+		what := fmt.Sprintf("disk %d", i)
+		disk := DiskSpec{File: md.File, ReadOnly: md.ReadOnly, Serial: md.Serial}
+		switch {
+		case md.File != "" && md.Size != "":
+			return nil, fmt.Errorf("%s: give a file or a size, not both", what)
+		case md.File != "":
+			data, err := lookup(files, what, md.File)
+			if err != nil {
+				return nil, err
+			}
+			if len(data) == 0 || len(data)%512 != 0 {
+				return nil, fmt.Errorf("%s: image %q is %d bytes, not a non-zero multiple of 512", what, md.File, len(data))
+			}
+			disk.Image, disk.Size = data, uint64(len(data))
+		case md.Size != "":
+			n, err := parseSize(string(md.Size))
+			if err != nil {
+				return nil, fmt.Errorf("%s: size: %v", what, err)
+			}
+			if n == 0 || n%512 != 0 || n > MaxDiskSize {
+				return nil, fmt.Errorf("%s: size %q is not a non-zero multiple of 512 up to 1 TiB", what, md.Size)
+			}
+			disk.Size = n
+		default:
+			return nil, fmt.Errorf("%s: needs a file or a size", what)
+		}
+		if disk.Serial == "" {
+			disk.Serial = fmt.Sprintf("juice-%s-%d", vm, i)
+		}
+		if len(disk.Serial) > MaxSerialLen {
+			return nil, fmt.Errorf("%s: serial %q is longer than %d bytes", what, disk.Serial, MaxSerialLen)
+		}
+		ds.Disks = append(ds.Disks, disk)
+	}
+	seenMAC := map[[6]byte]bool{}
+	for i, mn := range d.Nets {
+		what := fmt.Sprintf("network interface %d", i)
+		if !validName(mn.Network) {
+			return nil, fmt.Errorf("%s: network name %q must be 1 to %d of [a-z0-9-]", what, mn.Network, MaxNameLen)
+		}
+		var mac [6]byte
+		if mn.MAC == "" {
+			mac = DerivedMAC(vm, i)
+		} else {
+			var err error
+			if mac, err = parseMAC(mn.MAC); err != nil {
+				return nil, fmt.Errorf("%s: %v", what, err)
+			}
+		}
+		if seenMAC[mac] {
+			return nil, fmt.Errorf("%s: MAC %s repeats another interface's", what, formatMAC(mac))
+		}
+		seenMAC[mac] = true
+		ds.Nets = append(ds.Nets, NetSpec{Network: mn.Network, MAC: mac})
+	}
+	return ds, nil
+}
+
+// parseSize parses a size like Memory.Bytes but without RAM's limits.
+func parseSize(s string) (uint64, error) {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return 0, fmt.Errorf("%q is not a size", s)
+	}
+	n, err := strconv.ParseUint(s[:i], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is out of range", s)
+	}
+	var shift uint
+	switch strings.ToUpper(s[i:]) {
+	case "":
+	case "K", "KB", "KIB":
+		shift = 10
+	case "M", "MB", "MIB":
+		shift = 20
+	case "G", "GB", "GIB":
+		shift = 30
+	default:
+		return 0, fmt.Errorf("%q has an unknown unit (want K, M or G)", s)
+	}
+	if n > MaxDiskSize>>shift {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return n << shift, nil
+}
+
+// parseMAC parses "aa:bb:cc:dd:ee:ff": a unicast address (bit 0 of the
+// first byte clear), not all zeros.
+func parseMAC(s string) ([6]byte, error) {
+	var m [6]byte
+	parts := strings.Split(s, ":")
+	if len(parts) != 6 {
+		return m, fmt.Errorf("MAC %q is not six hex bytes separated by colons", s)
+	}
+	for i, p := range parts {
+		if len(p) != 2 {
+			return m, fmt.Errorf("MAC %q is not six hex bytes separated by colons", s)
+		}
+		v, err := strconv.ParseUint(p, 16, 8)
+		if err != nil {
+			return m, fmt.Errorf("MAC %q is not six hex bytes separated by colons", s)
+		}
+		m[i] = byte(v)
+	}
+	if m[0]&1 != 0 {
+		return m, fmt.Errorf("MAC %s is a multicast address", s)
+	}
+	if m == [6]byte{} {
+		return m, fmt.Errorf("MAC %s is all zeros", s)
+	}
+	return m, nil
+}
+
+// formatMAC writes a MAC address in the manifest's form.
+func formatMAC(m [6]byte) string {
+	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5])
+}
+
+// DerivedMAC is the MAC of interface index of VM vm when the manifest
+// gives none: locally administered unicast 52:xx:xx:xx:xx:xx from an
+// FNV-1a hash of the name and index, so it is the same on every boot.
+func DerivedMAC(vm string, index int) [6]byte {
+	h := uint64(14695981039346656037)
+	for _, c := range []byte(fmt.Sprintf("%s/%d", vm, index)) {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return [6]byte{0x52, byte(h >> 32), byte(h >> 24), byte(h >> 16), byte(h >> 8), byte(h)}
 }
 
 // lookup returns the contents of the regular member name.

@@ -35,6 +35,9 @@ type VMSpec struct {
 	Memory string
 	// VCPUs is the number of vCPUs; 0 means 1.
 	VCPUs int
+	// Devices are the VM's virtio devices as in the manifest, except that
+	// a disk's File is a host path; nil means none.
+	Devices *bundle.ManifestDevices
 }
 
 // ModuleSpec is one boot module: a host file and the command line the
@@ -150,6 +153,19 @@ func BuildBundle(vms []VMSpec) ([]byte, error) {
 			}
 			mv.Modules = append(mv.Modules, bundle.ManifestModule{File: f, Cmdline: m.Cmdline})
 		}
+		if v.Devices != nil {
+			d := *v.Devices
+			d.Disks = append([]bundle.ManifestDisk(nil), v.Devices.Disks...)
+			for i := range d.Disks {
+				if d.Disks[i].File == "" {
+					continue
+				}
+				if d.Disks[i].File, err = add(name, d.Disks[i].File); err != nil {
+					return nil, fmt.Errorf("vm %s: disk %d: %w", name, i, err)
+				}
+			}
+			mv.Devices = &d
+		}
 		man.VMs = append(man.VMs, mv)
 	}
 	return bundle.Build(man, files)
@@ -198,6 +214,14 @@ func LoadBundle(path string) ([]byte, error) {
 		v := VMSpec{Name: mv.Name, Kernel: resolve(mv.Kernel), Cmdline: mv.Cmdline, Memory: string(mv.Memory), VCPUs: mv.VCPUs}
 		for _, mm := range mv.Modules {
 			v.Modules = append(v.Modules, ModuleSpec{Path: resolve(mm.File), Cmdline: mm.Cmdline})
+		}
+		if mv.Devices != nil {
+			d := *mv.Devices
+			d.Disks = append([]bundle.ManifestDisk(nil), mv.Devices.Disks...)
+			for i := range d.Disks {
+				d.Disks[i].File = resolve(d.Disks[i].File)
+			}
+			v.Devices = &d
 		}
 		vms = append(vms, v)
 	}

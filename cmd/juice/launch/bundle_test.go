@@ -1,6 +1,7 @@
 package launch
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -192,5 +193,27 @@ func TestLoadBundle(t *testing.T) {
 	}
 	if got, err := os.ReadFile(p); err != nil || string(got) != string(b) {
 		t.Errorf("WriteBundle wrote something else: %v", err)
+	}
+}
+
+func TestBuildBundleDevices(t *testing.T) {
+	dir := t.TempDir()
+	k := filepath.Join(dir, "k.elf")
+	img := filepath.Join(dir, "disk.img")
+	os.WriteFile(k, []byte("kernel"), 0o644)
+	os.WriteFile(img, bytes.Repeat([]byte{9}, 1024), 0o644)
+	man := filepath.Join(dir, "manifest.json")
+	os.WriteFile(man, []byte(`{"vms":[{"name":"a","kernel":"k.elf","memory":"16M","devices":{"disks":[{"file":"disk.img"},{"size":"1M"}],"rng":true}}]}`), 0o644)
+	arc, err := LoadBundle(man)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, errs := bundle.Parse(arc)
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	d := b.VMs[0].Devices
+	if d == nil || !d.RNG || len(d.Disks) != 2 || !bytes.Equal(d.Disks[0].Image, bytes.Repeat([]byte{9}, 1024)) || d.Disks[1].Size != 1<<20 {
+		t.Fatalf("devices %+v", d)
 	}
 }
