@@ -30,6 +30,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -69,16 +70,17 @@ func (a action) String() string {
 type system struct {
 	pid        int
 	readFile   func(path string) ([]byte, error)
-	mountBasic func() error            // proc, sysfs, devtmpfs (pid 1 only)
-	releaseTTY func() error            // give up the controlling terminal without hanging it up
-	loadModule func(path string) error // open + finit_module; nil error or errAlreadyLoaded count as loaded
-	sync       func()                  // sync(2)
-	reboot     func(a action) error    // reboot(2); returns only on failure
-	execShell  func(path string) error // execve; returns only on failure
-	idle       func()                  // never returns (pid 1 with nothing to run)
-	now        func() time.Time        // for jeos.verbose timings
-	stdout     io.Writer               // the marker
-	stderr     io.Writer               // messages
+	mountBasic func() error                           // proc, sysfs, devtmpfs (pid 1 only)
+	releaseTTY func() error                           // give up the controlling terminal without hanging it up
+	loadModule func(path string) error                // open + finit_module; nil error or errAlreadyLoaded count as loaded
+	sync       func()                                 // sync(2)
+	reboot     func(a action) error                   // reboot(2); returns only on failure
+	execShell  func(path string) error                // execve; returns only on failure
+	idle       func()                                 // never returns (pid 1 with nothing to run)
+	now        func() time.Time                       // for jeos.verbose timings
+	glob       func(pattern string) ([]string, error) // filepath.Glob over /sys; nil: no devices
+	stdout     io.Writer                              // the marker
+	stderr     io.Writer                              // messages
 }
 
 func main() {
@@ -154,6 +156,8 @@ func initGuest(sys *system) int {
 		}
 	}
 
+	devs := devices(sys)
+
 	uptime := "unknown"
 	if b, err := sys.readFile("/proc/uptime"); err != nil {
 		fmt.Fprintf(sys.stderr, "jeosinit: %v\n", err)
@@ -162,7 +166,7 @@ func initGuest(sys *system) int {
 	} else {
 		uptime = u
 	}
-	fmt.Fprintln(sys.stdout, marker(uptime, loaded, len(mods)))
+	fmt.Fprintln(sys.stdout, marker(uptime, loaded, len(mods))+" devices="+devs)
 
 	if opts.poweroff {
 		sys.sync()
@@ -189,6 +193,45 @@ func initGuest(sys *system) int {
 // moduleFile is the path of a module named in the order file.
 func moduleFile(entry string) string {
 	return filepath.Join(moduleDir, entry)
+}
+
+// devices waits (at most two seconds) until every virtio device the
+// kernel found has a driver, then names what the drivers made of them:
+// block devices (vda...), network interfaces (eth0...), the hardware RNG
+// ("hwrng:" and its current source) and virtio console ports (vport...),
+// comma-separated; "none" when there are none.
+func devices(sys *system) string {
+	if sys.glob == nil {
+		return "none"
+	}
+	for i := 0; i < 100; i++ {
+		all, _ := sys.glob("/sys/bus/virtio/devices/virtio*")
+		bound, _ := sys.glob("/sys/bus/virtio/devices/virtio*/driver")
+		if len(bound) >= len(all) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var out []string
+	for _, pat := range []string{"/sys/class/block/vd*", "/sys/class/net/eth*", "/sys/class/virtio-ports/vport*"} {
+		m, _ := sys.glob(pat)
+		for _, p := range m {
+			name := filepath.Base(p)
+			if strings.HasPrefix(name, "vd") && strings.ContainsAny(name[2:], "0123456789") {
+				continue // a partition
+			}
+			out = append(out, name)
+		}
+	}
+	if b, err := sys.readFile("/sys/class/misc/hw_random/rng_current"); err == nil {
+		if cur := strings.TrimSpace(string(b)); cur != "" && cur != "none" {
+			out = append(out, "hwrng:"+cur)
+		}
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ",")
 }
 
 // marker is the line jeosinit prints when the guest is ready.

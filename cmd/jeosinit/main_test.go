@@ -169,7 +169,7 @@ func TestInitGuestLoadsModulesAndPrintsMarker(t *testing.T) {
 	if !reflect.DeepEqual(f.calls, want) {
 		t.Errorf("calls = %q\nwant %q", f.calls, want)
 	}
-	if got := f.stdout.String(); got != "JEOS-READY uptime=2.51 modules=3/4\n" {
+	if got := f.stdout.String(); got != "JEOS-READY uptime=2.51 modules=3/4 devices=none\n" {
 		t.Errorf("stdout = %q", got)
 	}
 	if e := f.stderr.String(); !strings.Contains(e, "missing.ko") || !strings.Contains(e, "a.ko loaded") {
@@ -187,7 +187,7 @@ func TestInitGuestPoweroff(t *testing.T) {
 	want := []string{
 		"load /lib/modules/juice/a.ko",
 		"sync",
-		"reboot poweroff after JEOS-READY uptime=1.00 modules=1/1",
+		"reboot poweroff after JEOS-READY uptime=1.00 modules=1/1 devices=none",
 		"releasetty", // the fake reboot returned
 	}
 	if !reflect.DeepEqual(f.calls, want) {
@@ -200,7 +200,7 @@ func TestInitGuestWithoutModuleList(t *testing.T) {
 	if rc := initGuest(f.sys(9)); rc != 0 {
 		t.Fatalf("initGuest = %d", rc)
 	}
-	if got := f.stdout.String(); got != "JEOS-READY uptime=unknown modules=0/0\n" {
+	if got := f.stdout.String(); got != "JEOS-READY uptime=unknown modules=0/0 devices=none\n" {
 		t.Errorf("stdout = %q", got)
 	}
 	if e := f.stderr.String(); !strings.Contains(e, "no module list") {
@@ -217,7 +217,7 @@ func TestInitGuestAsPid1(t *testing.T) {
 	want := []string{
 		"mount",
 		"sync",
-		"reboot poweroff after JEOS-READY uptime=0.30 modules=0/0",
+		"reboot poweroff after JEOS-READY uptime=0.30 modules=0/0 devices=none",
 		"exec /bin/sh",
 		"idle",
 	}
@@ -262,4 +262,24 @@ func FuzzParseCmdline(f *testing.F) {
 		}
 		parseOptions(s)
 	})
+}
+
+func TestDevices(t *testing.T) {
+	f := &fakeSystem{files: map[string]string{"/sys/class/misc/hw_random/rng_current": "virtio_rng.0\n"}}
+	sys := f.sys(5)
+	tree := map[string][]string{
+		"/sys/bus/virtio/devices/virtio*":        {"/sys/bus/virtio/devices/virtio0", "/sys/bus/virtio/devices/virtio1"},
+		"/sys/bus/virtio/devices/virtio*/driver": {"/sys/bus/virtio/devices/virtio0/driver", "/sys/bus/virtio/devices/virtio1/driver"},
+		"/sys/class/block/vd*":                   {"/sys/class/block/vda", "/sys/class/block/vda1", "/sys/class/block/vdb"},
+		"/sys/class/net/eth*":                    {"/sys/class/net/eth0"},
+	}
+	sys.glob = func(p string) ([]string, error) { return tree[p], nil }
+	if got, want := devices(sys), "vda,vdb,eth0,hwrng:virtio_rng.0"; got != want {
+		t.Errorf("devices = %q, want %q", got, want)
+	}
+	sys.glob = func(string) ([]string, error) { return nil, nil }
+	f.files = nil
+	if got := devices(sys); got != "none" {
+		t.Errorf("no devices: %q", got)
+	}
 }

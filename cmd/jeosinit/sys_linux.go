@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -19,6 +20,7 @@ func hostSystem() *system {
 	return &system{
 		pid:        os.Getpid(),
 		readFile:   os.ReadFile,
+		glob:       filepath.Glob,
 		mountBasic: mountBasic,
 		releaseTTY: releaseTTY,
 		loadModule: loadModule,

@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -21,6 +22,7 @@ func hostSystem() *system {
 	return &system{
 		pid:        os.Getpid(),
 		readFile:   os.ReadFile,
+		glob:       filepath.Glob,
 		mountBasic: func() error { return errNotLinux },
 		releaseTTY: func() error { return nil },
 		loadModule: func(string) error { return errNotLinux },
