@@ -5,10 +5,13 @@ import (
 	"os"
 	"strings"
 
+	crand "crypto/rand"
 	"juice/boot/cmdline"
 	"juice/cpu"
 	"juice/svm"
 	"juice/vmx"
+	"math/rand/v2"
+	"sync"
 )
 
 // The kernel's API for Go code running on the runtime (thread context).
@@ -175,4 +178,40 @@ func ConsoleRead(b []byte) int {
 		n++
 	}
 	return n
+}
+
+// Entropy fills p with random bytes from the CPU's entropy source
+// (RDSEED, else RDRAND), for the guests' virtio-rng devices. On a CPU
+// with neither it falls back to a ChaCha8 stream seeded once from the
+// kernel's getrandom. p may be any memory (guest RAM included): unlike
+// crypto/rand it makes no system call on p.
+func Entropy(p []byte) {
+	for len(p) > 0 {
+		v, ok := hwRandom()
+		if !ok {
+			fallbackEntropy(p)
+			return
+		}
+		for i := 0; i < 8 && len(p) > 0; i++ {
+			p[0] = byte(v >> (8 * i))
+			p = p[1:]
+		}
+	}
+}
+
+var entropyFallback struct {
+	sync.Mutex
+	r *rand.ChaCha8
+}
+
+func fallbackEntropy(p []byte) {
+	f := &entropyFallback
+	f.Lock()
+	defer f.Unlock()
+	if f.r == nil {
+		var seed [32]byte
+		crand.Read(seed[:])
+		f.r = rand.NewChaCha8(seed)
+	}
+	f.r.Read(p)
 }

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -98,8 +99,7 @@ func TestJeOSShell(t *testing.T) {
 	r.ExpectMatch("the guest's ready marker", contains("[jeos] "+jeos.ReadyMarker))
 	shellCommand(t, r, in)
 
-	in.typeLine("reboot")
-	r.ExpectNext("juice: vm jeos: the guest reset the machine (reboot)")
+	shellExpect(t, r, in, "reboot", "juice: vm jeos: the guest reset the machine (reboot)", 90*time.Second, 15*time.Second)
 	r.ExpectNext("juice: vm jeos: restarting (boot 2)")
 	l, err := r.M.Console.Wait(r.ctx, r.next, contains("[jeos] "+jeos.ReadyMarker))
 	if err != nil {
@@ -108,8 +108,7 @@ func TestJeOSShell(t *testing.T) {
 	r.next = l.Index + 1
 	shellCommand(t, r, in)
 
-	in.typeLine("poweroff")
-	r.ExpectNext("juice: vm jeos: exited with status 0: guest powered off (ACPI S5)")
+	shellExpect(t, r, in, "poweroff", "juice: vm jeos: exited with status 0: guest powered off (ACPI S5)", 90*time.Second, 15*time.Second)
 	r.ExpectExit(0)
 }
 
@@ -117,10 +116,23 @@ func TestJeOSShell(t *testing.T) {
 // shell may still be starting when the first one is typed).
 func shellCommand(t *testing.T, r *Run, in console) {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
+	shellRun(t, r, in, "", 90*time.Second, 10*time.Second)
+}
+
+// shellRun types prefix (commands ending in "; ", or "") followed by `cat
+// /proc/uptime` on one line until the uptime comes back: then the
+// commands before it ran too. It retries (the shell's line editor drops
+// keys that arrive while a command runs), so the commands must be safe to
+// repeat. budget bounds the whole, each try waits try.
+func shellRun(t *testing.T, r *Run, in console, prefix string, budget, try time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(budget)
 	for time.Now().Before(deadline) {
-		in.typeLine("cat /proc/uptime")
-		ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
+		ctx, cancel := context.WithTimeout(r.ctx, try)
+		r.M.Console.Wait(ctx, r.next, promptRE.MatchString) // type at gosh's prompt
+		cancel()
+		in.typeLine(prefix + "cat /proc/uptime")
+		ctx, cancel = context.WithTimeout(r.ctx, try)
 		l, err := r.M.Console.Wait(ctx, r.next, uptimeRE.MatchString)
 		cancel()
 		if err == nil {
@@ -128,10 +140,10 @@ func shellCommand(t *testing.T, r *Run, in console) {
 			return
 		}
 		if !r.M.Running() {
-			r.fail("the output of `cat /proc/uptime`", err)
+			r.fail("the output of `"+prefix+"cat /proc/uptime`", err)
 		}
 	}
-	r.fail("the output of `cat /proc/uptime`", os.ErrDeadlineExceeded)
+	r.fail("the output of `"+prefix+"cat /proc/uptime`", os.ErrDeadlineExceeded)
 }
 
 // TestJeOSPanic: a guest whose kernel panics (its initramfs has no such
@@ -177,19 +189,73 @@ func TestJeOSPanic(t *testing.T) {
 
 // TestJeOSBochs: Debian's kernel (the PVH vmlinux: Bochs would spend
 // minutes in the bzImage's XZ decompression) with the JeOS initramfs
-// reaches user space under juice on VT-x with EPT (Bochs), and its
-// poweroff ends the VM with status 0. Bochs's serial port is output-only
-// here, so the guest powers itself off after its marker (jeos.poweroff).
-// About 80 s.
+// reaches user space under juice on VT-x with EPT (Bochs), as
+// TestJeOSShell does on AMD-V: a command typed on the console (Bochs's
+// COM1 is then a socket, see launch.BochsSocketRC) runs and its output
+// comes back; `reboot` restarts the VM and it reaches user space again;
+// `poweroff` ends the VM with status 0, and juice with it. About 3-4
+// minutes.
 func TestJeOSBochs(t *testing.T) {
 	img := JeOS(t)
 	if img.Vmlinux == "" {
 		t.Skipf("no vmlinux in the JeOS image: %v", img.Notes)
 	}
-	vm := jeosVM(img, img.Vmlinux, "console=ttyS0 "+jeos.PoweroffArg)
-	r := BootVMs(t, launch.Config{Emulator: launch.EmulatorBochs, Mem: "768M", Timeout: 20 * time.Minute}, vm)
+	start := time.Now()
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.Close() })
+	in := console{t: t, w: pw}
+	vm := jeosVM(img, img.Vmlinux, "console=ttyS0")
+	r := BootVMs(t, launch.Config{Emulator: launch.EmulatorBochs, Mem: "768M", Stdin: pr, Timeout: 20 * time.Minute}, vm)
 	r.Expect("juice: vm jeos: starting")
 	r.ExpectMatch("the guest's ready marker", contains("[jeos] "+jeos.ReadyMarker))
-	r.ExpectNext("juice: vm jeos: exited with status 0: guest powered off (ACPI S5)")
+	t.Logf("ready marker after %v", time.Since(start).Round(time.Second))
+	shellRun(t, r, in, "", bochsShellBudget, 30*time.Second)
+	t.Logf("command output after %v", time.Since(start).Round(time.Second))
+
+	shellExpect(t, r, in, "reboot", "juice: vm jeos: the guest reset the machine (reboot)", bochsShellBudget, time.Minute)
+	r.ExpectNext("juice: vm jeos: restarting (boot 2)")
+	l, err := r.M.Console.Wait(r.ctx, r.next, contains("[jeos] "+jeos.ReadyMarker))
+	if err != nil {
+		r.fail("the ready marker after the reboot", err)
+	}
+	r.next = l.Index + 1
+	t.Logf("ready marker after the reboot after %v", time.Since(start).Round(time.Second))
+	shellRun(t, r, in, "", bochsShellBudget, 30*time.Second)
+
+	shellExpect(t, r, in, "poweroff", "juice: vm jeos: exited with status 0: guest powered off (ACPI S5)", bochsShellBudget, time.Minute)
 	r.ExpectExit(0)
+	t.Logf("powered off after %v", time.Since(start).Round(time.Second))
+}
+
+// bochsShellBudget is how long the Bochs test keeps typing a command,
+// which runs the guest some 20 times slower than QEMU.
+const bochsShellBudget = 5 * time.Minute
+
+// promptRE is gosh's empty prompt line.
+var promptRE = regexp.MustCompile(`^\[[a-z0-9-]+\] >\s*$`)
+
+// shellExpect types cmd (after gosh shows a prompt) until want appears
+// after it: a key typed while the shell is not reading its line editor
+// goes through the terminal's cooked mode, which turns Enter into a
+// newline gosh does not take as Enter, so a command may need retyping.
+func shellExpect(t *testing.T, r *Run, in console, cmd, want string, budget, try time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(budget)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
+		r.M.Console.Wait(ctx, r.next, promptRE.MatchString)
+		cancel()
+		in.typeLine(cmd)
+		ctx, cancel = context.WithTimeout(r.ctx, try)
+		l, err := r.M.Console.Wait(ctx, r.next, launch.HasPrefix(want))
+		cancel()
+		if err == nil {
+			r.next = l.Index + 1
+			return
+		}
+		if !r.M.Running() {
+			r.fail(fmt.Sprintf("%q after typing %q", want, cmd), err)
+		}
+	}
+	r.fail(fmt.Sprintf("%q after typing %q", want, cmd), os.ErrDeadlineExceeded)
 }

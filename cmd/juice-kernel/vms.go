@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"runtime"
@@ -16,7 +17,9 @@ import (
 	"juice/vmm/bundle"
 	"juice/vmm/devices"
 	"juice/vmm/loader"
+	"juice/vmm/netswitch"
 	"juice/vmm/platform"
+	"juice/vmm/virtio/blk"
 	"juice/vmx"
 )
 
@@ -50,12 +53,14 @@ func runBundle(archive []byte) int {
 	results := make([]vmResult, len(b.VMs))
 	var wg sync.WaitGroup
 	input := newConsoleInput()
+	switches := map[string]*netswitch.Switch{}
 	for i, spec := range b.VMs {
 		results[i] = vmResult{name: spec.Name, reason: vmm.Error, status: -1}
+		devs := deviceBackends(spec, switches)
 		wg.Add(1)
 		go func(i int, spec bundle.VMSpec) {
 			defer wg.Done()
-			results[i] = runVM(spec, be, input, i == 0)
+			results[i] = runVM(spec, devs, be, input, i == 0)
 		}(i, spec)
 	}
 	go input.poll()
@@ -74,10 +79,10 @@ const maxQuickResets = 20
 // runVM builds and runs one VM, starting it again from its images each
 // time the guest resets (reboots) it, and returns how it finally ended.
 // The first VM of the bundle gets the console's input.
-func runVM(spec bundle.VMSpec, be vmm.Backend, input *consoleInput, console bool) vmResult {
+func runVM(spec bundle.VMSpec, devs *platform.Devices, be vmm.Backend, input *consoleInput, console bool) vmResult {
 	quick := 0
 	for boot := 1; ; boot++ {
-		vm, pc, err := buildVM(spec, be)
+		vm, pc, err := buildVM(spec, devs, be)
 		if err != nil {
 			log.Printf("juice: vm %s: %v", spec.Name, err)
 			return vmResult{name: spec.Name, reason: vmm.Error, status: -1, msg: err.Error()}
@@ -101,6 +106,7 @@ func runVM(spec bundle.VMSpec, be vmm.Backend, input *consoleInput, console bool
 		r := vmResult{name: vm.Name, reason: reason, status: status, msg: msg, mallocs: after.Mallocs - before.Mallocs}
 		report(r, vm)
 		ran := vm.Now() - start
+		pc.Close()
 		vm.Close()
 		if reason != vmm.Reset {
 			return r
@@ -164,18 +170,20 @@ func report(r vmResult, vm *vmm.VM) {
 	for i, n := range by {
 		if n != 0 {
 			fmt.Fprintf(&b, " %s=%d (%d us)", vmm.ExitReason(i), n, us(ticks[i]))
-			handled += ticks[i]
+			if vmm.ExitReason(i) != vmm.ExitHLT {
+				handled += ticks[i]
+			}
 		}
 	}
-	log.Printf("juice: vm %s: exits by reason (count, time handling them):%s", r.name, b.String())
-	log.Printf("juice: vm %s: time in guest entry (guest code and world switches) %d ms, handling exits %d ms",
-		r.name, us(run)/1000, us(handled)/1000)
+	log.Printf("juice: vm %s: exits by reason (count, time handling them; HLT's is idle time):%s", r.name, b.String())
+	log.Printf("juice: vm %s: time in guest entry (guest code and world switches) %d ms, handling exits other than HLT %d ms, halted %d ms",
+		r.name, us(run)/1000, us(handled)/1000, us(ticks[vmm.ExitHLT])/1000)
 }
 
 // buildVM creates one VM: RAM, the virtual PC (vmm/platform: APICs,
 // PIC, PIT, RTC, COM1, ACPI), the guest image, the exit port and the
 // scratch MMIO test device (README's "Guest platform").
-func buildVM(spec bundle.VMSpec, be vmm.Backend) (*vmm.VM, *platform.PC, error) {
+func buildVM(spec bundle.VMSpec, devs *platform.Devices, be vmm.Backend) (*vmm.VM, *platform.PC, error) {
 	var vm *vmm.VM
 	watch := platform.NewPanicWatcher(devices.PrefixWriter("["+spec.Name+"] ", os.Stdout), func(reason string) {
 		vm.Stop(vmm.Panicked, -1, "guest kernel panic: "+reason)
@@ -191,11 +199,19 @@ func buildVM(spec bundle.VMSpec, be vmm.Backend) (*vmm.VM, *platform.PC, error) 
 	if err != nil {
 		return nil, nil, err
 	}
+	var pc *platform.PC
 	fail := func(err error) (*vmm.VM, *platform.PC, error) {
+		if pc != nil {
+			pc.Close() // the network ports
+		}
 		vm.Close()
 		return nil, nil, err
 	}
-	pc, err := platform.New(vm, platform.Config{
+	if devs != nil && devs.Console != nil {
+		devs.Console = watch
+	}
+	pc, err = platform.New(vm, platform.Config{
+		Devices:  devs,
 		TSCHz:    kernel.TSCHz(),
 		PowerOff: func() { vm.Stop(vmm.Exited, 0, "guest powered off (ACPI S5)") },
 		Reset:    func() { vm.Stop(vmm.Reset, 0, "guest reset the machine") },
@@ -241,6 +257,44 @@ func buildVM(spec bundle.VMSpec, be vmm.Backend) (*vmm.VM, *platform.PC, error) 
 		}
 	}
 	return vm, pc, nil
+}
+
+// deviceBackends makes the back-ends of a VM's virtio devices: they live
+// as long as juice does, so that a guest's disk writes survive its
+// reboots, and the networks are shared by name among the bundle's VMs.
+func deviceBackends(spec bundle.VMSpec, switches map[string]*netswitch.Switch) *platform.Devices {
+	d := spec.Devices
+	if d == nil {
+		return nil
+	}
+	out := &platform.Devices{MMIO: d.Transport == "mmio"}
+	for _, disk := range d.Disks {
+		var be blk.Backend
+		if disk.Image != nil {
+			be = blk.NewOverlay(disk.Image, int64(disk.Size))
+		} else {
+			be = blk.NewRAMDisk(int64(disk.Size))
+		}
+		if disk.ReadOnly {
+			be = blk.NewReadOnly(be)
+		}
+		out.Disks = append(out.Disks, platform.Disk{Backend: be, Serial: disk.Serial})
+	}
+	for _, n := range d.Nets {
+		sw := switches[n.Network]
+		if sw == nil {
+			sw = netswitch.New(n.Network)
+			switches[n.Network] = sw
+		}
+		out.Nets = append(out.Nets, platform.Net{Switch: sw, MAC: netswitch.MAC(n.MAC)})
+	}
+	if d.RNG {
+		out.RNG = kernel.Entropy
+	}
+	if d.Console {
+		out.Console = io.Discard // replaced by the VM's console stream in buildVM
+	}
+	return out
 }
 
 // consoleInput feeds what the user types on juice's console to one VM's

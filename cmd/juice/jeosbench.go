@@ -97,7 +97,7 @@ func jeosBoot(ctx context.Context, cfg launch.Config, name string) (jeosRun, str
 	if name != "" {
 		r.exits, _ = launch.VMExits(m.Console.Texts(), name)
 		for _, t := range m.Console.Texts() {
-			if s, ok := strings.CutPrefix(t, "juice: vm "+name+": exits by reason (count, time handling them): "); ok {
+			if s, ok := strings.CutPrefix(t, "juice: vm "+name+": exits by reason (count, time handling them; HLT's is idle time): "); ok {
 				r.exitsLine = s
 			}
 			if s, ok := strings.CutPrefix(t, "juice: vm "+name+": time in guest entry "); ok {

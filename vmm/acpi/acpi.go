@@ -2,7 +2,9 @@
 // RSDP (revision 2), the XSDT, a revision-6 FADT describing a PC-style
 // (not hardware-reduced) platform with PM1a event/control blocks, an ACPI
 // PM timer and a reset register, the FACS, a DSDT whose AML defines
-// \_S5_, optionally a pvpanic device (\_SB.PEVT, _HID "QEMU0001"), plus
+// \_S5_, optionally a pvpanic device (\_SB.PEVT, _HID "QEMU0001"), a PCI
+// host bridge (\_SB.PCI0 with its ECAM reserved by \_SB.MRES, plus an
+// MCFG table) and virtio-mmio devices (\_SB.VRnn, _HID "LNRO0005"), plus
 // any AML the caller appends, and the MADT (local APICs, one I/O APIC,
 // the ISA interrupt source overrides and the LINT1 NMI).
 //
@@ -139,11 +141,87 @@ type Config struct {
 	// The device model (juice/vmm/devices.PVPanic) must be registered
 	// there. Zero (DefaultConfig's choice) leaves the device out.
 	PVPanicPort uint16
+	// PCI, when set, describes a PCI host bridge: Build adds an MCFG
+	// table (one allocation) to the XSDT and, to the DSDT, \_SB.PCI0
+	// (_HID PNP0A08, _CID PNP0A03, its bus range, I/O and memory windows
+	// in _CRS, and a static _PRT routing every slot's INTA-INTD to GSIs)
+	// and \_SB.MRES (PNP0C02), which reserves the ECAM region so Linux
+	// accepts it as MMCONFIG. Nil (the default) leaves PCI out.
+	//
+	// The _PRT entries name GSIs directly (no interrupt link devices),
+	// so Linux programs those I/O APIC pins level-triggered, active
+	// low, the PCI default; the MADT needs no override for GSIs above
+	// 15 (it could not give one: Linux takes overrides for ISA IRQs
+	// only). juice's I/O APIC ignores the polarity bit, so this matches
+	// a device model that drives the pin "asserted" as true.
+	PCI *PCIConfig
+	// VirtioMMIO lists virtio-mmio devices: each becomes \_SB.VRnn (nn
+	// its index in decimal) with _HID "LNRO0005", _UID nn, _CCA 1 and,
+	// in _CRS, its register window (Memory32Fixed) and its GSI (an
+	// Extended Interrupt descriptor: level-triggered, active high, and
+	// exclusive unless another entry uses the same GSI, then shared).
+	// Linux's virtio_mmio driver binds to that _HID, and programs the
+	// pin level/active-high as the descriptor says. At most
+	// MaxVirtioMMIO entries.
+	VirtioMMIO []MMIODevice
 	// DSDTAML is appended to the DSDT's AML after \_S5_: a TermList at
 	// root scope (device objects such as virtio-mmio nodes). Build does
 	// not check it.
 	DSDTAML []byte
 }
+
+// PCIConfig describes the PCI host bridge (Config.PCI). All of it must
+// lie below 4 GiB, outside RAM, the APIC pages and each other.
+type PCIConfig struct {
+	// ECAMBase is the ECAM base address as MCFG gives it: the address
+	// bus 0's configuration space would have; bus n's 1 MiB is at
+	// ECAMBase + n<<20. 1 MiB aligned.
+	ECAMBase uint64
+	// BusStart and BusEnd are the bus numbers the bridge decodes
+	// (_BBN is BusStart).
+	BusStart, BusEnd uint8
+	// MMIOBase and MMIOSize are the memory window the bridge forwards
+	// to BARs (_CRS DWordMemory, non-cacheable).
+	MMIOBase, MMIOSize uint64
+	// INTxGSIBase routes INTx: pin p (0 INTA .. 3 INTD) of the device in
+	// slot s goes to GSI INTxGSIBase + ((s + p) & 3), for slots 1-31.
+	// The four GSIs must be in MinDeviceGSI..MaxGSI.
+	INTxGSIBase uint32
+}
+
+// DefaultPCIConfig returns the layout juice/vmm/pci implements: ECAM for
+// bus 0 at 0xE000_0000, the window 0xC000_0000-0xDFFF_FFFF, INTx on GSIs
+// 20-23.
+func DefaultPCIConfig() PCIConfig {
+	return PCIConfig{
+		ECAMBase:    0xE000_0000,
+		MMIOBase:    0xC000_0000,
+		MMIOSize:    0x2000_0000,
+		INTxGSIBase: 20,
+	}
+}
+
+// MMIODevice is a virtio-mmio device (Config.VirtioMMIO): its register
+// window [Base, Base+Size), below 4 GiB and outside RAM, and its GSI
+// (MinDeviceGSI..MaxGSI, not one of the PCI INTx GSIs).
+type MMIODevice struct {
+	Base, Size uint64
+	GSI        uint32
+}
+
+// Limits of the device descriptions.
+const (
+	// MaxVirtioMMIO is the most virtio-mmio devices Build describes.
+	MaxVirtioMMIO = 32
+	// MinDeviceGSI and MaxGSI bound the GSIs PCI INTx and virtio-mmio
+	// devices may use: above the ISA IRQs (0-15) and within the one
+	// 24-pin I/O APIC (juice/vmm/apic.IOAPICPins).
+	MinDeviceGSI = 16
+	MaxGSI       = 23
+	// VirtioMMIOHID is the _HID of virtio-mmio devices (Linux's
+	// virtio_mmio ACPI match, as QEMU's microvm uses).
+	VirtioMMIOHID = "LNRO0005"
+)
 
 // DefaultConfig returns the standard platform for ncpu vCPUs and ramBytes
 // of RAM: the Default* addresses, I/O APIC ID 0, a 24-bit PM timer, no
@@ -253,11 +331,73 @@ func (c *Config) validate() error {
 			}
 		}
 	}
+	return c.validateDevices()
+}
+
+// validateDevices checks c.PCI and c.VirtioMMIO: every memory range
+// below 4 GiB, outside RAM and disjoint from the others and the APIC
+// pages; GSIs in range and not shared between PCI and virtio-mmio.
+func (c *Config) validateDevices() error {
+	if c.PCI == nil && len(c.VirtioMMIO) == 0 {
+		return nil
+	}
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrConfig}, a...)...)
+	}
+	type memRange struct {
+		base, size uint64
+		name       string
+	}
+	mems := []memRange{
+		{c.LAPICAddr, 0x1000, "local APIC"},
+		{uint64(c.IOAPICAddr), 0x1000, "I/O APIC"},
+	}
+	var pciGSI [2]uint32 // [first, last] PCI INTx GSI
+	if p := c.PCI; p != nil {
+		switch {
+		case p.ECAMBase == 0 || p.ECAMBase%(1<<20) != 0 || p.ECAMBase >= 1<<32:
+			return bad("PCI ECAM base %#x not a nonzero multiple of 1 MiB below 4 GiB", p.ECAMBase)
+		case p.BusStart > p.BusEnd:
+			return bad("PCI buses %d-%d", p.BusStart, p.BusEnd)
+		case p.MMIOSize == 0:
+			return bad("PCI MMIO window empty")
+		case p.INTxGSIBase < MinDeviceGSI || p.INTxGSIBase > MaxGSI-3:
+			return bad("PCI INTx GSIs from %d not in %d..%d", p.INTxGSIBase, MinDeviceGSI, MaxGSI)
+		}
+		pciGSI = [2]uint32{p.INTxGSIBase, p.INTxGSIBase + 3}
+		mems = append(mems,
+			memRange{p.ECAMBase + uint64(p.BusStart)<<20, ecamSize(p), "PCI ECAM"},
+			memRange{p.MMIOBase, p.MMIOSize, "PCI MMIO window"})
+	}
+	if len(c.VirtioMMIO) > MaxVirtioMMIO {
+		return bad("%d virtio-mmio devices, at most %d", len(c.VirtioMMIO), MaxVirtioMMIO)
+	}
+	for i, d := range c.VirtioMMIO {
+		switch {
+		case d.Size == 0:
+			return bad("virtio-mmio device %d has size 0", i)
+		case d.GSI < MinDeviceGSI || d.GSI > MaxGSI:
+			return bad("virtio-mmio device %d GSI %d not in %d..%d", i, d.GSI, MinDeviceGSI, MaxGSI)
+		case c.PCI != nil && d.GSI >= pciGSI[0] && d.GSI <= pciGSI[1]:
+			return bad("virtio-mmio device %d GSI %d is a PCI INTx GSI", i, d.GSI)
+		}
+		mems = append(mems, memRange{d.Base, d.Size, fmt.Sprintf("virtio-mmio device %d", i)})
+	}
+	for i, a := range mems {
+		if i >= 2 && (a.base < c.RAMBytes || a.base+a.size > 1<<32 || a.base+a.size < a.base) {
+			return bad("%s [%#x, +%#x) not between RAM's end %#x and 4 GiB", a.name, a.base, a.size, c.RAMBytes)
+		}
+		for _, b := range mems[i+1:] {
+			if a.base < b.base+b.size && b.base < a.base+a.size {
+				return bad("%s [%#x, +%#x) overlaps %s [%#x, +%#x)", a.name, a.base, a.size, b.name, b.base, b.size)
+			}
+		}
+	}
 	return nil
 }
 
 // Build generates the tables for c. The RSDP is at c.Base; FACS (64-byte
-// aligned), XSDT, FADT, MADT and DSDT follow at c.TableBase or right after
+// aligned), XSDT, FADT, MADT, MCFG (with c.PCI) and DSDT follow at c.TableBase or right after
 // the RSDP, each 16-byte aligned. It fails (wrapping ErrConfig) on an
 // invalid config, or when a table would lie outside RAM, wrap, overlap the
 // RSDP, or — with the RSDP in the BIOS area and no TableBase — cross 1 MiB.
@@ -267,6 +407,10 @@ func Build(c Config) (Tables, error) {
 	}
 	dsdt := buildDSDT(&c)
 	madt := buildMADT(&c)
+	var mcfg []byte
+	if c.PCI != nil {
+		mcfg = buildMCFG(c.PCI)
+	}
 
 	next := c.TableBase
 	if next == 0 {
@@ -274,10 +418,14 @@ func Build(c Config) (Tables, error) {
 	}
 	facsAt := alignUp(next, 64)
 	xsdtAt := alignUp(facsAt+facsLen, 16)
-	const xsdtLen = hdrLen + 2*8
-	fadtAt := alignUp(xsdtAt+xsdtLen, 16)
+	xsdtLen := hdrLen + 2*8
+	if mcfg != nil {
+		xsdtLen += 8
+	}
+	fadtAt := alignUp(xsdtAt+uint64(xsdtLen), 16)
 	madtAt := alignUp(fadtAt+fadtLen, 16)
-	dsdtAt := alignUp(madtAt+uint64(len(madt)), 16)
+	mcfgAt := alignUp(madtAt+uint64(len(madt)), 16)
+	dsdtAt := alignUp(mcfgAt+uint64(len(mcfg)), 16)
 	end := dsdtAt + uint64(len(dsdt))
 
 	if facsAt < next || end < facsAt || c.Base+rsdpLen < c.Base || end > c.RAMBytes || c.Base+rsdpLen > c.RAMBytes {
@@ -297,6 +445,10 @@ func Build(c Config) (Tables, error) {
 	xsdt := sdt("XSDT", 1, xsdtLen)
 	binary.LittleEndian.PutUint64(xsdt[hdrLen:], fadtAt)
 	binary.LittleEndian.PutUint64(xsdt[hdrLen+8:], madtAt)
+	if mcfg != nil {
+		binary.LittleEndian.PutUint64(xsdt[hdrLen+16:], mcfgAt)
+		finish(mcfg)
+	}
 	finish(xsdt)
 
 	blobs := []Blob{
@@ -305,8 +457,11 @@ func Build(c Config) (Tables, error) {
 		{xsdtAt, xsdt},
 		{fadtAt, fadt},
 		{madtAt, madt},
-		{dsdtAt, dsdt},
 	}
+	if mcfg != nil {
+		blobs = append(blobs, Blob{mcfgAt, mcfg})
+	}
+	blobs = append(blobs, Blob{dsdtAt, dsdt})
 	if c.TableBase != 0 && c.TableBase < c.Base {
 		blobs = append(blobs[1:], blobs[0]) // keep ascending GPA order
 	}
@@ -514,7 +669,8 @@ const (
 //	    }
 //	}
 //
-// followed by c.DSDTAML, without its checksum.
+// then the PCI and virtio-mmio devices (devicesAML), followed by
+// c.DSDTAML, without its checksum.
 func buildDSDT(c *Config) []byte {
 	aml := []byte{
 		amlNameOp, '_', 'S', '5', '_',
@@ -527,6 +683,9 @@ func buildDSDT(c *Config) []byte {
 	}
 	if c.PVPanicPort != 0 {
 		aml = append(aml, pvpanicAML(c.PVPanicPort)...)
+	}
+	if c.PCI != nil || len(c.VirtioMMIO) > 0 {
+		aml = append(aml, devicesAML(c)...)
 	}
 	aml = append(aml, c.DSDTAML...)
 	d := sdt("DSDT", 2, hdrLen+len(aml))
@@ -592,4 +751,308 @@ func amlPkgLength(n int) []byte {
 		}
 	}
 	return nil // not reached
+}
+
+// ecamSize returns the size of p's ECAM region: 1 MiB per bus.
+func ecamSize(p *PCIConfig) uint64 { return (uint64(p.BusEnd) - uint64(p.BusStart) + 1) << 20 }
+
+// mcfgLen is the MCFG's length with one allocation: the header, 8
+// reserved bytes, then one 16-byte Configuration Space Base Address
+// Allocation Structure (PCI Firmware Specification 3.2, table 4-3).
+const mcfgLen = hdrLen + 8 + 16
+
+// buildMCFG returns the MCFG (revision 1) without its checksum: one
+// allocation for segment 0, buses p.BusStart-p.BusEnd, at p.ECAMBase.
+func buildMCFG(p *PCIConfig) []byte {
+	m := sdt("MCFG", 1, mcfgLen)
+	binary.LittleEndian.PutUint64(m[44:], p.ECAMBase)
+	binary.LittleEndian.PutUint16(m[52:], 0) // PCI segment group
+	m[54] = p.BusStart
+	m[55] = p.BusEnd
+	return m
+}
+
+// More AML encodings (ACPI 6.5 section 20.2).
+const (
+	amlOneOp       = 0x01
+	amlWordPrefix  = 0x0B
+	amlDWordPrefix = 0x0C
+	amlQWordPrefix = 0x0E
+)
+
+// Large resource data types (ACPI 6.5 section 6.4.3): the tag byte, then
+// a 16-bit length of the data that follows.
+const (
+	resMemory32Fixed = 0x86 // 32-bit fixed memory range, 9 data bytes
+	resDWordAddr     = 0x87 // DWord address space, 23 data bytes
+	resWordAddr      = 0x88 // Word address space, 13 data bytes
+	resExtIRQ        = 0x89 // extended interrupt, 2 + 4n data bytes
+
+	// Address space resource types.
+	addrMemory = 0
+	addrIO     = 1
+	addrBus    = 2
+	// General flags: producer (bit 0 clear), positive decode (bit 1
+	// clear), minimum fixed (bit 2) and maximum fixed (bit 3).
+	addrProducerFixed = 1<<3 | 1<<2
+	// Type-specific flags: I/O ranges cover ISA and non-ISA addresses
+	// (_RNG = 3, EntireRange); memory is read-write, non-cacheable.
+	addrIOEntireRange = 3
+	addrMemRWNonCache = 1
+	// Memory32Fixed information: read-write.
+	memReadWrite = 1
+	// Extended interrupt flags: consumer (bit 0); level-triggered (bit 1
+	// clear), active high (bit 2 clear); shared (bit 3).
+	irqConsumer = 1 << 0
+	irqShared   = 1 << 3
+)
+
+// amlInt encodes integer v in its shortest form.
+func amlInt(v uint64) []byte {
+	le := binary.LittleEndian
+	switch {
+	case v == 0:
+		return []byte{amlZeroOp}
+	case v == 1:
+		return []byte{amlOneOp}
+	case v <= 0xFF:
+		return []byte{amlBytePrefix, byte(v)}
+	case v <= 0xFFFF:
+		return le.AppendUint16([]byte{amlWordPrefix}, uint16(v))
+	case v <= 0xFFFFFFFF:
+		return le.AppendUint32([]byte{amlDWordPrefix}, uint32(v))
+	}
+	return le.AppendUint64([]byte{amlQWordPrefix}, v)
+}
+
+// amlString encodes an ASCII string.
+func amlString(str string) []byte {
+	b := append([]byte{amlStringPrefix}, str...)
+	return append(b, 0)
+}
+
+// amlName encodes Name (seg, data); seg is a 4-character NameSeg.
+func amlName(seg string, data []byte) []byte {
+	b := append([]byte{amlNameOp}, seg...)
+	return append(b, data...)
+}
+
+// amlPackage encodes Package () { elems... } (fewer than 256 elements).
+func amlPackage(elems ...[]byte) []byte {
+	body := []byte{byte(len(elems))}
+	for _, e := range elems {
+		body = append(body, e...)
+	}
+	b := append([]byte{amlPackageOp}, amlPkgLength(len(body))...)
+	return append(b, body...)
+}
+
+// amlBuffer encodes Buffer () { data }.
+func amlBuffer(data []byte) []byte {
+	body := append(amlInt(uint64(len(data))), data...)
+	b := append([]byte{amlBufferOp}, amlPkgLength(len(body))...)
+	return append(b, body...)
+}
+
+// amlDevice encodes Device (seg) { body }.
+func amlDevice(seg string, body []byte) []byte {
+	inner := append([]byte(seg), body...)
+	b := append([]byte{amlExtOpPrefix, amlDeviceOp}, amlPkgLength(len(inner))...)
+	return append(b, inner...)
+}
+
+// amlScopeSB encodes Scope (\_SB) { body }.
+func amlScopeSB(body []byte) []byte {
+	inner := append([]byte{amlRootChar, '_', 'S', 'B', '_'}, body...)
+	b := append([]byte{amlScopeOp}, amlPkgLength(len(inner))...)
+	return append(b, inner...)
+}
+
+// resourceTemplate returns the descriptors followed by an end tag whose
+// checksum makes the whole template sum to zero.
+func resourceTemplate(descs ...[]byte) []byte {
+	var r []byte
+	for _, d := range descs {
+		r = append(r, d...)
+	}
+	r = append(r, resEndTag, 0)
+	r[len(r)-1] = checksum(r)
+	return r
+}
+
+// resWordAddress encodes a Word Address Space Descriptor for a
+// producer with fixed minimum and maximum: [min, max], length max-min+1,
+// granularity and translation 0.
+func resWordAddress(rtype, typeFlags uint8, min, max uint16) []byte {
+	le := binary.LittleEndian
+	b := []byte{resWordAddr, 13, 0, rtype, addrProducerFixed, typeFlags}
+	b = le.AppendUint16(b, 0) // granularity
+	b = le.AppendUint16(b, min)
+	b = le.AppendUint16(b, max)
+	b = le.AppendUint16(b, 0) // translation offset
+	return le.AppendUint16(b, max-min+1)
+}
+
+// resDWordMemory encodes a DWord Address Space Descriptor for a
+// read-write, non-cacheable memory window [min, min+length).
+func resDWordMemory(min, length uint32) []byte {
+	le := binary.LittleEndian
+	b := []byte{resDWordAddr, 23, 0, addrMemory, addrProducerFixed, addrMemRWNonCache}
+	b = le.AppendUint32(b, 0) // granularity
+	b = le.AppendUint32(b, min)
+	b = le.AppendUint32(b, min+length-1)
+	b = le.AppendUint32(b, 0) // translation offset
+	return le.AppendUint32(b, length)
+}
+
+// resIO encodes an I/O Port Descriptor with 16-bit decode for the fixed
+// range [port, port+length).
+func resIO(port uint16, length uint8) []byte {
+	return []byte{resIOPort, resIODecode16, byte(port), byte(port >> 8), byte(port), byte(port >> 8), 1, length}
+}
+
+// resMem32Fixed encodes a read-write 32-bit Fixed Memory Range
+// Descriptor.
+func resMem32Fixed(base, length uint32) []byte {
+	le := binary.LittleEndian
+	b := []byte{resMemory32Fixed, 9, 0, memReadWrite}
+	b = le.AppendUint32(b, base)
+	return le.AppendUint32(b, length)
+}
+
+// resInterrupt encodes an Extended Interrupt Descriptor for one
+// level-triggered, active-high GSI consumed by the device.
+func resInterrupt(gsi uint32, shared bool) []byte {
+	flags := byte(irqConsumer)
+	if shared {
+		flags |= irqShared
+	}
+	return binary.LittleEndian.AppendUint32([]byte{resExtIRQ, 6, 0, flags, 1}, gsi)
+}
+
+// eisaID compresses a 7-character EISA ID ("PNP0A08": three letters
+// A-Z and four hex digits) into the 32-bit integer AML's EisaId()
+// yields: the letters as 5-bit values (letter - 0x40) packed big-endian
+// into the first two bytes, the hex digits in the last two.
+func eisaID(id string) uint32 {
+	l := func(i int) uint32 { return uint32(id[i]-'@') & 0x1F }
+	h := func(i int) uint32 {
+		c := id[i]
+		switch {
+		case c >= '0' && c <= '9':
+			return uint32(c - '0')
+		case c >= 'A' && c <= 'F':
+			return uint32(c-'A') + 10
+		}
+		return 0
+	}
+	b0 := l(0)<<2 | l(1)>>3
+	b1 := (l(1)&7)<<5 | l(2)
+	b2 := h(3)<<4 | h(4)
+	b3 := h(5)<<4 | h(6)
+	return b0 | b1<<8 | b2<<16 | b3<<24
+}
+
+// EISA IDs of the devices devicesAML describes.
+const (
+	hidPCIeRoot    = "PNP0A08" // PCI Express root bridge
+	hidPCIRoot     = "PNP0A03" // PCI root bridge (compatible ID)
+	hidMotherboard = "PNP0C02" // motherboard resources
+)
+
+// devicesAML returns
+//
+//	Scope (\_SB) {
+//	    Device (PCI0) {                        // with c.PCI
+//	        Name (_HID, EisaId ("PNP0A08"))
+//	        Name (_CID, EisaId ("PNP0A03"))
+//	        Name (_UID, Zero)
+//	        Name (_SEG, Zero)
+//	        Name (_BBN, BusStart)
+//	        Name (_CRS, ResourceTemplate () {
+//	            WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode,
+//	                0, BusStart, BusEnd, 0, BusEnd-BusStart+1)
+//	            IO (Decode16, 0x0CF8, 0x0CF8, 1, 8)
+//	            WordIO (ResourceProducer, MinFixed, MaxFixed, PosDecode, EntireRange,
+//	                0, 0x0000, 0x0CF7, 0, 0x0CF8)
+//	            WordIO (ResourceProducer, MinFixed, MaxFixed, PosDecode, EntireRange,
+//	                0, 0x0D00, 0xFFFF, 0, 0xF300)
+//	            DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed,
+//	                NonCacheable, ReadWrite, 0, MMIOBase, MMIOBase+MMIOSize-1, 0, MMIOSize)
+//	        })
+//	        Name (_PRT, Package () {           // slots 1-31, pins 0-3
+//	            Package () { slot<<16 | 0xFFFF, pin, Zero, INTxGSIBase + ((slot + pin) & 3) },
+//	            ...
+//	        })
+//	    }
+//	    Device (MRES) {                        // with c.PCI
+//	        Name (_HID, EisaId ("PNP0C02"))
+//	        Name (_UID, Zero)
+//	        Name (_CRS, ResourceTemplate () {
+//	            Memory32Fixed (ReadWrite, ECAM of BusStart, (BusEnd-BusStart+1) MiB)
+//	        })
+//	    }
+//	    Device (VR00) {                        // per c.VirtioMMIO entry
+//	        Name (_HID, "LNRO0005")
+//	        Name (_UID, 0)
+//	        Name (_CCA, One)
+//	        Name (_CRS, ResourceTemplate () {
+//	            Memory32Fixed (ReadWrite, Base, Size)
+//	            Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive) { GSI }
+//	        })
+//	    }
+//	    ...
+//	}
+func devicesAML(c *Config) []byte {
+	var body []byte
+	if p := c.PCI; p != nil {
+		crs := resourceTemplate(
+			resWordAddress(addrBus, 0, uint16(p.BusStart), uint16(p.BusEnd)),
+			resIO(0x0CF8, 8),
+			resWordAddress(addrIO, addrIOEntireRange, 0x0000, 0x0CF7),
+			resWordAddress(addrIO, addrIOEntireRange, 0x0D00, 0xFFFF),
+			resDWordMemory(uint32(p.MMIOBase), uint32(p.MMIOSize)),
+		)
+		var prt [][]byte
+		for slot := uint64(1); slot < 32; slot++ {
+			for pin := uint64(0); pin < 4; pin++ {
+				prt = append(prt, amlPackage(
+					amlInt(slot<<16|0xFFFF),
+					amlInt(pin),
+					amlInt(0), // no link device: the last element is a GSI
+					amlInt(uint64(p.INTxGSIBase)+(slot+pin)&3),
+				))
+			}
+		}
+		var pci []byte
+		pci = append(pci, amlName("_HID", amlInt(uint64(eisaID(hidPCIeRoot))))...)
+		pci = append(pci, amlName("_CID", amlInt(uint64(eisaID(hidPCIRoot))))...)
+		pci = append(pci, amlName("_UID", amlInt(0))...)
+		pci = append(pci, amlName("_SEG", amlInt(0))...)
+		pci = append(pci, amlName("_BBN", amlInt(uint64(p.BusStart)))...)
+		pci = append(pci, amlName("_CRS", amlBuffer(crs))...)
+		pci = append(pci, amlName("_PRT", amlPackage(prt...))...)
+		body = append(body, amlDevice("PCI0", pci)...)
+
+		ecam := resourceTemplate(resMem32Fixed(uint32(p.ECAMBase+uint64(p.BusStart)<<20), uint32(ecamSize(p))))
+		var mres []byte
+		mres = append(mres, amlName("_HID", amlInt(uint64(eisaID(hidMotherboard))))...)
+		mres = append(mres, amlName("_UID", amlInt(0))...)
+		mres = append(mres, amlName("_CRS", amlBuffer(ecam))...)
+		body = append(body, amlDevice("MRES", mres)...)
+	}
+	for i, d := range c.VirtioMMIO {
+		shared := false
+		for j, e := range c.VirtioMMIO {
+			shared = shared || j != i && e.GSI == d.GSI
+		}
+		crs := resourceTemplate(resMem32Fixed(uint32(d.Base), uint32(d.Size)), resInterrupt(d.GSI, shared))
+		var dev []byte
+		dev = append(dev, amlName("_HID", amlString(VirtioMMIOHID))...)
+		dev = append(dev, amlName("_UID", amlInt(uint64(i)))...)
+		dev = append(dev, amlName("_CCA", amlInt(1))...)
+		dev = append(dev, amlName("_CRS", amlBuffer(crs))...)
+		body = append(body, amlDevice(fmt.Sprintf("VR%02d", i), dev)...)
+	}
+	return amlScopeSB(body)
 }

@@ -5,11 +5,16 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	hostacpi "juice/drivers/acpi"
 	"juice/mm/phys"
 	"juice/vmm/acpi"
+	"juice/vmm/pci"
 )
 
 const ramSize = 2 << 20
@@ -764,4 +769,556 @@ func TestAMLPkgLength(t *testing.T) {
 			t.Errorf("n=%d: %d-byte encoding is not the shortest", n, len(enc))
 		}
 	}
+}
+
+// resDesc is one decoded resource descriptor (ACPI 6.5 section 6.4).
+type resDesc struct {
+	kind                        string // "io", "word", "dword", "mem32fixed", "extirq"
+	rtype, gflags, tflags, info uint8  // address descriptors: type and flags; mem32fixed/extirq: information/flags byte
+	gran, min, max, tra, length uint64
+	irqs                        []uint32
+}
+
+// decodeAllResources decodes a resource template holding I/O port, Word
+// and DWord address space, 32-bit fixed memory and extended interrupt
+// descriptors; anything else, a truncated descriptor, an end tag that is
+// not last or a bad checksum is an error.
+func decodeAllResources(b []byte) ([]resDesc, error) {
+	le := binary.LittleEndian
+	var out []resDesc
+	for i := 0; i < len(b); {
+		if b[i]&0x80 == 0 { // small item
+			name, size := b[i]>>3&0x0F, int(b[i]&7)
+			if i+1+size > len(b) {
+				return nil, fmt.Errorf("small item %#x truncated", name)
+			}
+			d := b[i+1 : i+1+size]
+			switch {
+			case name == 0x0F && size == 1:
+				if i+2 != len(b) {
+					return nil, errors.New("end tag not last")
+				}
+				if d[0] != 0 && sum(b) != 0 {
+					return nil, fmt.Errorf("resource checksum: sum %#x", sum(b))
+				}
+				return out, nil
+			case name == 0x08 && size == 7:
+				out = append(out, resDesc{kind: "io", info: d[0], min: uint64(le.Uint16(d[1:])),
+					max: uint64(le.Uint16(d[3:])), gran: uint64(d[5]), length: uint64(d[6])})
+			default:
+				return nil, fmt.Errorf("small item %#x size %d", name, size)
+			}
+			i += 1 + size
+			continue
+		}
+		if i+3 > len(b) {
+			return nil, errors.New("large item header truncated")
+		}
+		n := int(le.Uint16(b[i+1:]))
+		if i+3+n > len(b) {
+			return nil, fmt.Errorf("large item %#x truncated", b[i])
+		}
+		d := b[i+3 : i+3+n]
+		switch {
+		case b[i] == 0x88 && n == 13:
+			out = append(out, resDesc{kind: "word", rtype: d[0], gflags: d[1], tflags: d[2],
+				gran: uint64(le.Uint16(d[3:])), min: uint64(le.Uint16(d[5:])), max: uint64(le.Uint16(d[7:])),
+				tra: uint64(le.Uint16(d[9:])), length: uint64(le.Uint16(d[11:]))})
+		case b[i] == 0x87 && n == 23:
+			out = append(out, resDesc{kind: "dword", rtype: d[0], gflags: d[1], tflags: d[2],
+				gran: uint64(le.Uint32(d[3:])), min: uint64(le.Uint32(d[7:])), max: uint64(le.Uint32(d[11:])),
+				tra: uint64(le.Uint32(d[15:])), length: uint64(le.Uint32(d[19:]))})
+		case b[i] == 0x86 && n == 9:
+			out = append(out, resDesc{kind: "mem32fixed", info: d[0], min: uint64(le.Uint32(d[1:])), length: uint64(le.Uint32(d[5:]))})
+		case b[i] == 0x89 && n >= 2 && n == 2+4*int(d[1]):
+			r := resDesc{kind: "extirq", info: d[0]}
+			for k := 0; k < int(d[1]); k++ {
+				r.irqs = append(r.irqs, le.Uint32(d[2+4*k:]))
+			}
+			out = append(out, r)
+		default:
+			return nil, fmt.Errorf("large item %#x length %d", b[i], n)
+		}
+		i += 3 + n
+	}
+	return nil, errors.New("no end tag")
+}
+
+// names collects a device's Name objects by name.
+func names(t testing.TB, dev amlNode) map[string]any {
+	t.Helper()
+	m := map[string]any{}
+	for _, c := range dev.children {
+		if c.op != "Name" {
+			t.Fatalf("%s: child %+v is not a Name", dev.name, c)
+		}
+		if _, dup := m[c.name]; dup {
+			t.Fatalf("%s: %s defined twice", dev.name, c.name)
+		}
+		m[c.name] = c.value
+	}
+	return m
+}
+
+// crsOf decodes a device's _CRS buffer.
+func crsOf(t testing.TB, dev amlNode, vals map[string]any) []resDesc {
+	t.Helper()
+	buf, ok := vals["_CRS"].([]byte)
+	if !ok {
+		t.Fatalf("%s: _CRS %v is not a buffer", dev.name, vals["_CRS"])
+	}
+	rs, err := decodeAllResources(buf)
+	if err != nil {
+		t.Fatalf("%s: _CRS % x: %v", dev.name, buf, err)
+	}
+	return rs
+}
+
+// deviceConfig is a config with PCI, two virtio-mmio devices sharing a
+// GSI and one alone, and pvpanic.
+func deviceConfig() acpi.Config {
+	c := acpi.DefaultConfig(2, ramSize)
+	p := acpi.DefaultPCIConfig()
+	c.PCI = &p
+	c.PVPanicPort = acpi.DefaultPVPanicPort
+	c.VirtioMMIO = []acpi.MMIODevice{
+		{Base: 0xFE000000, Size: 0x200, GSI: 16},
+		{Base: 0xFE000200, Size: 0x200, GSI: 17},
+		{Base: 0xFE000400, Size: 0x200, GSI: 17},
+	}
+	return c
+}
+
+// pciDevices returns the devices of the DSDT's PCI/virtio-mmio scope
+// (the last object), after checking what comes before it.
+func pciDevices(t testing.TB, tb acpi.Tables, port uint16) []amlNode {
+	t.Helper()
+	d := dsdtOf(t, tb)
+	nodes, err := decodeTermList(d[36:])
+	if err != nil {
+		t.Fatalf("decoding the DSDT: %v", err)
+	}
+	if len(nodes) < 2 {
+		t.Fatalf("DSDT objects %+v", nodes)
+	}
+	checkDSDT(t, nodes[:len(nodes)-1], port)
+	last := nodes[len(nodes)-1]
+	if last.op != "Scope" || last.name != "\\_SB_" {
+		t.Fatalf("last object %+v, want Scope (\\_SB)", last)
+	}
+	for _, c := range last.children {
+		if c.op != "Device" {
+			t.Fatalf("\\_SB child %+v is not a device", c)
+		}
+	}
+	return last.children
+}
+
+func TestEISAID(t *testing.T) {
+	for id, want := range map[string]uint32{
+		"PNP0A08": 0x080AD041,
+		"PNP0A03": 0x030AD041,
+		"PNP0C02": 0x020CD041,
+		"PNP0501": 0x0105D041,
+		"PNP0103": 0x0301D041,
+	} {
+		if got := acpi.EISAID(id); got != want {
+			t.Errorf("EISAID(%q) = %#08x, want %#08x", id, got, want)
+		}
+	}
+}
+
+// TestPCITables builds tables with PCI and virtio-mmio devices and reads
+// everything back: the MCFG through the host parser and by hand, the
+// DSDT devices through the AML decoder.
+func TestPCITables(t *testing.T) {
+	c := deviceConfig()
+	tb := build(t, c)
+	p := parse(t, tb, ramSize)
+	if p.Found&hostacpi.HaveMCFG == 0 || p.NBad != 0 || p.Bad != 0 {
+		t.Errorf("Found %#x Bad %#x NBad %d: no clean MCFG", p.Found, p.Bad, p.NBad)
+	}
+	if p.MCFGBase != 0xE0000000 || p.MCFGSegment != 0 || p.MCFGBusStart != 0 || p.MCFGBusEnd != 0 {
+		t.Errorf("MCFG %#x seg %d buses %d-%d", p.MCFGBase, p.MCFGSegment, p.MCFGBusStart, p.MCFGBusEnd)
+	}
+	if !p.S5Valid || p.NCPU != 2 {
+		t.Errorf("S5 %v NCPU %d", p.S5Valid, p.NCPU)
+	}
+	// Blobs: 7, sorted, the XSDT listing FADT, MADT and MCFG.
+	if len(tb.Blobs) != 7 {
+		t.Fatalf("%d blobs", len(tb.Blobs))
+	}
+	byGPA := map[uint64][]byte{}
+	var xsdt, mcfg []byte
+	var mcfgAt uint64
+	for i, b := range tb.Blobs {
+		byGPA[b.GPA] = b.Data
+		if i > 0 && b.GPA < tb.Blobs[i-1].GPA+uint64(len(tb.Blobs[i-1].Data)) {
+			t.Errorf("blob %d overlaps", i)
+		}
+		switch string(b.Data[:4]) {
+		case "XSDT":
+			xsdt = b.Data
+		case "MCFG":
+			mcfg, mcfgAt = b.Data, b.GPA
+		}
+	}
+	le := binary.LittleEndian
+	if len(xsdt) != 36+24 || sum(xsdt) != 0 {
+		t.Fatalf("XSDT length %d", len(xsdt))
+	}
+	for i, sig := range []string{"FACP", "APIC", "MCFG"} {
+		if d := byGPA[le.Uint64(xsdt[36+8*i:])]; len(d) < 4 || string(d[:4]) != sig {
+			t.Errorf("XSDT entry %d is not the %s", i, sig)
+		}
+	}
+	want := []byte{
+		0, 0, 0, 0, 0, 0, 0, 0, // reserved
+		0, 0, 0, 0xE0, 0, 0, 0, 0, // base address
+		0, 0, // segment
+		0, 0, // buses 0-0
+		0, 0, 0, 0, // reserved
+	}
+	if len(mcfg) != 60 || mcfg[8] != 1 || sum(mcfg) != 0 || le.Uint32(mcfg[4:]) != 60 || !bytes.Equal(mcfg[36:], want) || mcfgAt%16 != 0 {
+		t.Errorf("MCFG at %#x: % x", mcfgAt, mcfg)
+	}
+
+	devs := pciDevices(t, tb, acpi.DefaultPVPanicPort)
+	if len(devs) != 5 {
+		t.Fatalf("%d devices", len(devs))
+	}
+	// \_SB.PCI0.
+	pci0 := devs[0]
+	v := names(t, pci0)
+	if pci0.name != "PCI0" || len(v) != 7 || v["_HID"] != uint64(0x080AD041) || v["_CID"] != uint64(0x030AD041) ||
+		v["_UID"] != uint64(0) || v["_SEG"] != uint64(0) || v["_BBN"] != uint64(0) {
+		t.Errorf("PCI0 names %v", v)
+	}
+	crs := crsOf(t, pci0, v)
+	wantCRS := []resDesc{
+		{kind: "word", rtype: 2, gflags: 0x0C, min: 0, max: 0, length: 1},
+		{kind: "io", info: 1, min: 0xCF8, max: 0xCF8, gran: 1, length: 8},
+		{kind: "word", rtype: 1, gflags: 0x0C, tflags: 3, min: 0, max: 0xCF7, length: 0xCF8},
+		{kind: "word", rtype: 1, gflags: 0x0C, tflags: 3, min: 0xD00, max: 0xFFFF, length: 0xF300},
+		{kind: "dword", rtype: 0, gflags: 0x0C, tflags: 1, min: 0xC0000000, max: 0xDFFFFFFF, length: 0x20000000},
+	}
+	if fmt.Sprint(crs) != fmt.Sprint(wantCRS) {
+		t.Errorf("PCI0 _CRS\n got %+v\nwant %+v", crs, wantCRS)
+	}
+	// The _PRT: every slot 1-31 and pin 0-3, once, to the swizzled GSI.
+	prt, ok := v["_PRT"].([]any)
+	if !ok || len(prt) != 31*4 {
+		t.Fatalf("_PRT %v", v["_PRT"])
+	}
+	seen := map[[2]uint64]bool{}
+	for _, e := range prt {
+		el, ok := e.([]any)
+		if !ok || len(el) != 4 {
+			t.Fatalf("_PRT entry %v", e)
+		}
+		addr, pin, src, gsi := el[0].(uint64), el[1].(uint64), el[2], el[3].(uint64)
+		slot := addr >> 16
+		if addr&0xFFFF != 0xFFFF || slot < 1 || slot > 31 || pin > 3 || src != uint64(0) || seen[[2]uint64{slot, pin}] {
+			t.Fatalf("_PRT entry %v", el)
+		}
+		seen[[2]uint64{slot, pin}] = true
+		if want := 20 + (slot+pin)&3; gsi != want {
+			t.Errorf("slot %d pin %d: GSI %d, want %d", slot, pin, gsi, want)
+		}
+	}
+	// \_SB.MRES reserves the ECAM.
+	mres := devs[1]
+	v = names(t, mres)
+	if mres.name != "MRES" || len(v) != 3 || v["_HID"] != uint64(0x020CD041) || v["_UID"] != uint64(0) {
+		t.Errorf("MRES names %v", v)
+	}
+	if crs := crsOf(t, mres, v); fmt.Sprint(crs) != fmt.Sprint([]resDesc{{kind: "mem32fixed", info: 1, min: 0xE0000000, length: 1 << 20}}) {
+		t.Errorf("MRES _CRS %+v", crs)
+	}
+	// \_SB.VR00-02.
+	for i, d := range c.VirtioMMIO {
+		dev := devs[2+i]
+		v := names(t, dev)
+		if dev.name != fmt.Sprintf("VR%02d", i) || len(v) != 4 || v["_HID"] != "LNRO0005" || v["_UID"] != uint64(i) || v["_CCA"] != uint64(1) {
+			t.Errorf("%s names %v", dev.name, v)
+		}
+		flags := uint8(0x01) // consumer, level, active high, exclusive
+		if i > 0 {
+			flags |= 0x08 // VR01 and VR02 share GSI 17
+		}
+		want := []resDesc{
+			{kind: "mem32fixed", info: 1, min: d.Base, length: d.Size},
+			{kind: "extirq", info: flags, irqs: []uint32{d.GSI}},
+		}
+		if crs := crsOf(t, dev, v); fmt.Sprint(crs) != fmt.Sprint(want) {
+			t.Errorf("%s _CRS %+v, want %+v", dev.name, crs, want)
+		}
+	}
+}
+
+// TestPCIMatchesBus checks the tables against the juice/vmm/pci model
+// they describe: the default layout is the one the Bus decodes, and the
+// _PRT routes each slot and pin to the GSI the Bus drives.
+func TestPCIMatchesBus(t *testing.T) {
+	p := acpi.DefaultPCIConfig()
+	if p.ECAMBase != pci.ECAMBase || p.MMIOBase != pci.WindowBase || p.MMIOSize != pci.WindowSize ||
+		p.INTxGSIBase != pci.INTxGSIBase || p.BusStart != 0 || p.BusEnd != 0 || pci.ECAMSize != 1<<20 {
+		t.Fatalf("DefaultPCIConfig %+v does not match juice/vmm/pci", p)
+	}
+	c := acpi.DefaultConfig(1, ramSize)
+	c.PCI = &p
+	v := names(t, pciDevices(t, build(t, c), 0)[0])
+	for _, e := range v["_PRT"].([]any) {
+		el := e.([]any)
+		slot, pin, gsi := int(el[0].(uint64)>>16), uint8(el[1].(uint64)), int(el[3].(uint64))
+		got := -1
+		b := pci.NewBus(func(g int, level bool) { got = g }, nil)
+		f, err := pci.NewFunction(pci.FunctionConfig{VendorID: 1, InterruptPin: pin + 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Add(slot, f); err != nil {
+			t.Fatal(err)
+		}
+		f.SetINTx(true)
+		if got != gsi {
+			t.Errorf("slot %d INT%c: bus drives GSI %d, _PRT says %d", slot, 'A'+pin, got, gsi)
+		}
+	}
+}
+
+// TestDeviceAMLBytes pins the encoding of MRES and one virtio-mmio
+// device, checked by hand against ACPI 6.5 sections 6.4.3.4 and 6.4.3.6
+// and against iasl's disassembly.
+func TestDeviceAMLBytes(t *testing.T) {
+	c := acpi.DefaultConfig(1, ramSize)
+	p := acpi.DefaultPCIConfig()
+	c.PCI = &p
+	c.VirtioMMIO = []acpi.MMIODevice{{Base: 0xFE000000, Size: 0x200, GSI: 16}}
+	d := dsdtOf(t, build(t, c))
+	mres := []byte{
+		0x5B, 0x82, 0x2C, 'M', 'R', 'E', 'S', // Device (MRES), PkgLength 44 = 1 + 4 + 10 + 6 + 23
+		0x08, '_', 'H', 'I', 'D', 0x0C, 0x41, 0xD0, 0x0C, 0x02, // EisaId ("PNP0C02")
+		0x08, '_', 'U', 'I', 'D', 0x00,
+		0x08, '_', 'C', 'R', 'S', 0x11, 0x11, 0x0A, 0x0E, // Buffer, PkgLength 17, size 14
+		0x86, 0x09, 0x00, 0x01, 0x00, 0x00, 0x00, 0xE0, 0x00, 0x00, 0x10, 0x00, // Memory32Fixed (ReadWrite, 0xE0000000, 0x100000)
+		0x79, 0x00, // end tag, checksum patched below
+	}
+	vr := []byte{
+		0x5B, 0x82, 0x41, 0x04, 'V', 'R', '0', '0', // Device (VR00), PkgLength 65 = 2 + 4 + 15 + 6 + 6 + 32
+		0x08, '_', 'H', 'I', 'D', 0x0D, 'L', 'N', 'R', 'O', '0', '0', '0', '5', 0x00,
+		0x08, '_', 'U', 'I', 'D', 0x00,
+		0x08, '_', 'C', 'C', 'A', 0x01,
+		0x08, '_', 'C', 'R', 'S', 0x11, 0x1A, 0x0A, 0x17, // Buffer, PkgLength 26, size 23
+		0x86, 0x09, 0x00, 0x01, 0x00, 0x00, 0x00, 0xFE, 0x00, 0x02, 0x00, 0x00, // Memory32Fixed (ReadWrite, 0xFE000000, 0x200)
+		0x89, 0x06, 0x00, 0x01, 0x01, 0x10, 0x00, 0x00, 0x00, // Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive) {16}
+		0x79, 0x00,
+	}
+	for _, b := range [][]byte{mres, vr} {
+		n := bytes.IndexByte(b[8:], 0x79) + 8 // the end tag
+		start := bytes.LastIndex(b[:n], []byte{0x86, 0x09})
+		b[n+1] = -sum(b[start : n+1])
+	}
+	want := append(mres, vr...)
+	if !bytes.HasSuffix(d, want) {
+		t.Errorf("device AML\n got % x\nwant % x", d[len(d)-len(want):], want)
+	}
+}
+
+func TestDeviceBadConfigs(t *testing.T) {
+	for name, mod := range map[string]func(*acpi.Config){
+		"ecam unaligned":   func(c *acpi.Config) { c.PCI.ECAMBase = 0xE0080000 },
+		"ecam zero":        func(c *acpi.Config) { c.PCI.ECAMBase = 0 },
+		"ecam in ram":      func(c *acpi.Config) { c.PCI.ECAMBase = 0x100000 },
+		"ecam past 4G":     func(c *acpi.Config) { c.PCI.ECAMBase = 0xFFF00000; c.PCI.BusEnd = 1 },
+		"ecam over ioapic": func(c *acpi.Config) { c.PCI.ECAMBase = 0xFEC00000 },
+		"buses":            func(c *acpi.Config) { c.PCI.BusStart = 1 },
+		"window empty":     func(c *acpi.Config) { c.PCI.MMIOSize = 0 },
+		"window over ecam": func(c *acpi.Config) { c.PCI.MMIOSize = 0x20100000 },
+		"window past 4G":   func(c *acpi.Config) { c.PCI.MMIOBase = 0xFFFFF000; c.PCI.MMIOSize = 0x2000 },
+		"window wraps":     func(c *acpi.Config) { c.PCI.MMIOBase = 0xFFFFFFFFFFFFF000; c.PCI.MMIOSize = 0x2000 },
+		"gsi low":          func(c *acpi.Config) { c.PCI.INTxGSIBase = 15 },
+		"gsi high":         func(c *acpi.Config) { c.PCI.INTxGSIBase = 21 },
+		"mmio size 0":      func(c *acpi.Config) { c.VirtioMMIO[0].Size = 0 },
+		"mmio overlap":     func(c *acpi.Config) { c.VirtioMMIO[1].Base = 0xFE0001F0 },
+		"mmio in window":   func(c *acpi.Config) { c.VirtioMMIO[0].Base = 0xD0000000 },
+		"mmio over lapic":  func(c *acpi.Config) { c.VirtioMMIO[0].Base = 0xFEE00000 },
+		"mmio in ram":      func(c *acpi.Config) { c.VirtioMMIO[0].Base = 0x1000 },
+		"mmio gsi isa":     func(c *acpi.Config) { c.VirtioMMIO[0].GSI = 9 },
+		"mmio gsi 24":      func(c *acpi.Config) { c.VirtioMMIO[0].GSI = 24 },
+		"mmio gsi pci":     func(c *acpi.Config) { c.VirtioMMIO[0].GSI = 22 },
+		"too many": func(c *acpi.Config) {
+			for len(c.VirtioMMIO) <= acpi.MaxVirtioMMIO {
+				n := uint64(len(c.VirtioMMIO))
+				c.VirtioMMIO = append(c.VirtioMMIO, acpi.MMIODevice{Base: 0xFE000000 + n*0x200, Size: 0x200, GSI: 16})
+			}
+		},
+	} {
+		c := deviceConfig()
+		p := *c.PCI
+		c.PCI = &p
+		c.VirtioMMIO = append([]acpi.MMIODevice(nil), c.VirtioMMIO...)
+		mod(&c)
+		if _, err := acpi.Build(c); !errors.Is(err, acpi.ErrConfig) {
+			t.Errorf("%s: err = %v, want ErrConfig", name, err)
+		}
+	}
+	// The largest legal set: 32 virtio-mmio devices, 256 buses.
+	c := deviceConfig()
+	c.PCI.BusEnd = 255
+	c.PCI.ECAMBase = 0xE0000000
+	c.PCI.MMIOBase, c.PCI.MMIOSize = 0xC0000000, 0x10000000
+	c.VirtioMMIO = nil
+	for n := uint64(0); n < acpi.MaxVirtioMMIO; n++ {
+		c.VirtioMMIO = append(c.VirtioMMIO, acpi.MMIODevice{Base: 0xD0000000 + n*0x200, Size: 0x200, GSI: 16 + uint32(n%4)})
+	}
+	tb := build(t, c)
+	devs := pciDevices(t, tb, acpi.DefaultPVPanicPort)
+	if len(devs) != 2+acpi.MaxVirtioMMIO || devs[len(devs)-1].name != "VR31" {
+		t.Errorf("%d devices, last %s", len(devs), devs[len(devs)-1].name)
+	}
+	if crs := crsOf(t, devs[1], names(t, devs[1])); crs[0].length != 256<<20 {
+		t.Errorf("ECAM reservation %+v", crs)
+	}
+	if p := parse(t, tb, ramSize); p.MCFGBusEnd != 255 {
+		t.Errorf("MCFG end bus %d", p.MCFGBusEnd)
+	}
+}
+
+// TestVirtioMMIOOnly describes virtio-mmio devices without PCI: no MCFG,
+// XSDT unchanged.
+func TestVirtioMMIOOnly(t *testing.T) {
+	c := acpi.DefaultConfig(1, ramSize)
+	c.VirtioMMIO = []acpi.MMIODevice{{Base: 0xFE000000, Size: 0x200, GSI: 20}}
+	tb := build(t, c)
+	if len(tb.Blobs) != 6 {
+		t.Errorf("%d blobs", len(tb.Blobs))
+	}
+	if p := parse(t, tb, ramSize); p.Found&hostacpi.HaveMCFG != 0 {
+		t.Error("MCFG without PCI")
+	}
+	devs := pciDevices(t, tb, 0)
+	if len(devs) != 1 || devs[0].name != "VR00" {
+		t.Errorf("devices %+v", devs)
+	}
+}
+
+// TestIASL disassembles the DSDT and MCFG with ACPICA's iasl and checks
+// what it prints. It runs only with JUICE_IASL=1 (and iasl installed), so
+// the tests never depend on the tool.
+func TestIASL(t *testing.T) {
+	if os.Getenv("JUICE_IASL") != "1" {
+		t.Skip("set JUICE_IASL=1 to disassemble with iasl")
+	}
+	iasl, err := exec.LookPath("iasl")
+	if err != nil {
+		t.Skip("iasl not installed")
+	}
+	dir := t.TempDir()
+	for _, b := range build(t, deviceConfig()).Blobs {
+		if s := string(b.Data[:4]); s == "DSDT" || s == "MCFG" {
+			if err := os.WriteFile(filepath.Join(dir, s+".dat"), b.Data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	out, err := exec.Command(iasl, "-d", filepath.Join(dir, "DSDT.dat"), filepath.Join(dir, "MCFG.dat")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("iasl -d: %v\n%s", err, out)
+	}
+	t.Logf("iasl -d:\n%s", out)
+	dsl, err := os.ReadFile(filepath.Join(dir, "DSDT.dsl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mcfg, err := os.ReadFile(filepath.Join(dir, "MCFG.dsl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("DSDT.dsl:\n%s", dsl)
+	for _, want := range []string{
+		`Device (PCI0)`,
+		`Name (_HID, EisaId ("PNP0A08")`,
+		`Name (_CID, EisaId ("PNP0A03")`,
+		`WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode,`,
+		`DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite,`,
+		`0xDFFFFFFF,         // Range Maximum`,
+		`Name (_PRT, Package (0x7C)`,
+		`Name (_HID, EisaId ("PNP0C02")`,
+		`Memory32Fixed (ReadWrite,`,
+		`0xE0000000,         // Address Base`,
+		`Name (_HID, "LNRO0005")`,
+		`Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive, ,, )`,
+		`Interrupt (ResourceConsumer, Level, ActiveHigh, Shared, ,, )`,
+	} {
+		if !strings.Contains(string(dsl), want) {
+			t.Errorf("DSDT.dsl lacks %q", want)
+		}
+	}
+	for _, want := range []string{"Base Address : 00000000E0000000", "Start Bus Number : 00", "End Bus Number : 00"} {
+		if !strings.Contains(string(mcfg), want) {
+			t.Errorf("MCFG.dsl lacks %q", want)
+		}
+	}
+}
+
+func FuzzDevices(f *testing.F) {
+	f.Add(uint64(0xE0000000), uint8(0), uint8(0), uint64(0xC0000000), uint64(0x20000000), uint32(20), []byte{0, 0, 0xFE, 0, 2, 0, 16})
+	f.Add(uint64(0xE0000000), uint8(0), uint8(255), uint64(0xC0000000), uint64(0x1000), uint32(16), []byte(nil))
+	f.Fuzz(func(t *testing.T, ecam uint64, bus0, bus1 uint8, mmio, mmioSize uint64, gsi uint32, devs []byte) {
+		c := acpi.DefaultConfig(1, ramSize)
+		c.PCI = &acpi.PCIConfig{ECAMBase: ecam, BusStart: bus0, BusEnd: bus1, MMIOBase: mmio, MMIOSize: mmioSize, INTxGSIBase: gsi}
+		if ecam&1 != 0 {
+			c.PCI = nil
+		}
+		for len(devs) >= 7 { // base (4 bytes, big-endian), size (2), GSI (1)
+			c.VirtioMMIO = append(c.VirtioMMIO, acpi.MMIODevice{
+				Base: uint64(binary.BigEndian.Uint32(devs)), Size: uint64(binary.LittleEndian.Uint16(devs[4:])), GSI: uint32(devs[6]),
+			})
+			devs = devs[7:]
+		}
+		tb, err := acpi.Build(c)
+		if err != nil {
+			if !errors.Is(err, acpi.ErrConfig) {
+				t.Fatalf("error %v does not wrap ErrConfig", err)
+			}
+			return
+		}
+		p := parse(t, tb, ramSize)
+		if (c.PCI != nil) != (p.Found&hostacpi.HaveMCFG != 0) || c.PCI != nil && (p.MCFGBase != ecam || p.MCFGBusEnd != bus1) {
+			t.Fatalf("MCFG %v %#x", p.Found&hostacpi.HaveMCFG != 0, p.MCFGBase)
+		}
+		want := len(c.VirtioMMIO)
+		if c.PCI != nil {
+			want += 2
+		}
+		if want == 0 {
+			d := dsdtOf(t, tb)
+			nodes, err := decodeTermList(d[36:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkDSDT(t, nodes, 0) // \_S5_ alone
+			return
+		}
+		nodes := pciDevices(t, tb, 0)
+		if len(nodes) != want {
+			t.Fatalf("%d devices, want %d", len(nodes), want)
+		}
+		for _, n := range nodes {
+			v := names(t, n)
+			for _, r := range crsOf(t, n, v) {
+				if r.kind == "extirq" && (len(r.irqs) != 1 || r.irqs[0] < 16 || r.irqs[0] > 23) {
+					t.Fatalf("%s: interrupt %v", n.name, r.irqs)
+				}
+			}
+			if prt, ok := v["_PRT"].([]any); ok {
+				for _, e := range prt {
+					if g := e.([]any)[3].(uint64); g < 16 || g > 23 {
+						t.Fatalf("_PRT GSI %d", g)
+					}
+				}
+			}
+		}
+	})
 }

@@ -33,6 +33,8 @@ import (
 	"juice/vmm/acpi"
 	"juice/vmm/apic"
 	"juice/vmm/devices"
+	"juice/vmm/pci"
+	vnet "juice/vmm/virtio/net"
 )
 
 // Fixed addresses.
@@ -66,23 +68,29 @@ type Config struct {
 	// Panic is called when the guest reports a kernel panic (pvpanic
 	// event bits).
 	Panic func(event uint8)
+	// Devices are the VM's virtio devices (nil: none).
+	Devices *Devices
 }
 
 // PC is one VM's virtual PC.
 type PC struct {
-	vm     *vmm.VM
-	cfg    Config
-	lapics []*apic.LAPIC
-	ioapic *apic.IOAPIC
-	pic    *devices.PIC
-	pit    *devices.PIT
-	rtc    *devices.RTC
-	pm     *devices.PM1
-	pmt    *devices.PMTimer
-	reset  *devices.Reset
-	uart   *devices.UART
-	pvp    *devices.PVPanic
-	tables acpi.Tables
+	vm       *vmm.VM
+	cfg      Config
+	lapics   []*apic.LAPIC
+	ioapic   *apic.IOAPIC
+	pic      *devices.PIC
+	pit      *devices.PIT
+	rtc      *devices.RTC
+	pm       *devices.PM1
+	pmt      *devices.PMTimer
+	reset    *devices.Reset
+	uart     *devices.UART
+	pvp      *devices.PVPanic
+	tables   acpi.Tables
+	bus      *pci.Bus
+	virtio   []virtioDev
+	nets     []*vnet.Device
+	mmioACPI []acpi.MMIODevice
 	// kvmclock state per vCPU: the MSR values the guest wrote.
 	sysTime []uint64
 	wallMSR uint64
@@ -140,22 +148,6 @@ func New(vm *vmm.VM, cfg Config, console io.Writer) (*PC, error) {
 		}
 	})
 
-	// ACPI tables.
-	ac := acpi.DefaultConfig(n, vm.Mem.Size())
-	ac.PVPanicPort = devices.PVPanicPort
-	t, err := acpi.Build(ac)
-	if err != nil {
-		return nil, fmt.Errorf("vm %q: ACPI tables: %v", vm.Name, err)
-	}
-	for _, b := range t.Blobs {
-		dst, ok := vm.Mem.Slice(b.GPA, uint64(len(b.Data)))
-		if !ok {
-			return nil, fmt.Errorf("vm %q: ACPI table at %#x does not fit in guest RAM", vm.Name, b.GPA)
-		}
-		copy(dst, b.Data)
-	}
-	p.tables = t
-
 	// Buses.
 	io := vm.IO()
 	regs := []struct {
@@ -170,10 +162,9 @@ func New(vm *vmm.VM, cfg Config, console io.Writer) (*PC, error) {
 		{devices.PITPort, devices.PITPorts, p.pit, "PIT"},
 		{devices.Port61, 1, p.pit.Port61(), "port 0x61"},
 		{devices.RTCPort, devices.RTCPorts, p.rtc, "RTC"},
-		{ac.PM1aEvtPort, acpi.PM1EvtLen, p.pm.Event(), "PM1a event block"},
-		{ac.PM1aCntPort, acpi.PM1CntLen, p.pm.Control(), "PM1a control block"},
-		{ac.PMTimerPort, acpi.PMTimerLen, p.pmt, "PM timer"},
-		{ac.ResetPort, 1, p.reset.Control(), "reset control"},
+		{acpi.DefaultPM1aEvtPort, acpi.PM1EvtLen, p.pm.Event(), "PM1a event block"},
+		{acpi.DefaultPM1aCntPort, acpi.PM1CntLen, p.pm.Control(), "PM1a control block"},
+		{acpi.DefaultPMTimerPort, acpi.PMTimerLen, p.pmt, "PM timer"},
 		{devices.KBCDataPort, 1, p.reset.KBCData(), "8042 data"},
 		{devices.KBCCommandPort, 1, p.reset.KBCCommand(), "8042 command"},
 		{devices.COM1, devices.UARTPorts, p.uart, "COM1"},
@@ -187,8 +178,40 @@ func New(vm *vmm.VM, cfg Config, console io.Writer) (*PC, error) {
 	if err := vm.MMIO().Register(acpi.DefaultIOAPICAddr, 0x1000, p.ioapic); err != nil {
 		return nil, fmt.Errorf("vm %q: I/O APIC: %v", vm.Name, err)
 	}
+	// The PCI bus (it also serves the reset register at 0xCF9, inside
+	// its configuration-address ports) and the virtio devices.
+	if err := p.addPCI(); err != nil {
+		return nil, fmt.Errorf("vm %q: PCI: %v", vm.Name, err)
+	}
+	if err := p.addDevices(cfg.Devices); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("vm %q: %v", vm.Name, err)
+	}
+
+	// ACPI tables.
+	ac := acpi.DefaultConfig(n, vm.Mem.Size())
+	ac.PVPanicPort = devices.PVPanicPort
+	pc := acpi.DefaultPCIConfig()
+	ac.PCI = &pc
+	ac.VirtioMMIO = p.mmioACPI
+	t, err := acpi.Build(ac)
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("vm %q: ACPI tables: %v", vm.Name, err)
+	}
+	for _, b := range t.Blobs {
+		dst, ok := vm.Mem.Slice(b.GPA, uint64(len(b.Data)))
+		if !ok {
+			p.Close()
+			return nil, fmt.Errorf("vm %q: ACPI table at %#x does not fit in guest RAM", vm.Name, b.GPA)
+		}
+		copy(dst, b.Data)
+	}
+	p.tables = t
+
 	vm.CPUID().EnablePlatform()
 	if err := vm.SetPlatform(p); err != nil {
+		p.Close()
 		return nil, err
 	}
 	// The UART's input and the timers raise interrupts from other
@@ -296,6 +319,7 @@ func (p *PC) Poll(v *vmm.VCPU, now int64) (int64, bool) {
 	a.Tick()
 	next, ok := a.NextDeadline()
 	if v.ID == 0 {
+		p.serviceDevices()
 		p.pit.Tick()
 		if d, armed := p.pit.NextDeadline(); armed && (!ok || d < next) {
 			next, ok = d, true

@@ -6,8 +6,11 @@ package launch
 // a run builds the GRUB ISO, writes a bochsrc next to it, feeds "c" to the
 // debugger, follows the serial file into the Console as it grows, and reads
 // juice's status from its "juice: power off, status N" line (Bochs exits
-// with status 1 after any shutdown). /work/shared/design/testbeds.md has
-// the facts this file relies on.
+// with status 1 after any shutdown). A run with Config.Stdin puts COM1 in
+// Bochs's socket-client mode instead: Bochs connects to a loopback port
+// the run listens on, and the connection carries the console both ways
+// (its output is still copied to the serial file). /work/shared/design/
+// testbeds.md has the facts this file relies on.
 
 import (
 	"bytes"
@@ -15,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -151,8 +155,31 @@ func BochsMemMB(mem string) (int, error) {
 // DefaultBochsCPU) with cfg.CPUs processors, cfg.Mem of RAM, a triple
 // fault stopping Bochs rather than resetting, the RFB display not waiting
 // for a viewer, no sound, no mouse; then cfg.ExtraArgs, one line each.
-// cfg is checked and its defaults filled as Start does.
+// cfg is checked and its defaults filled as Start does. A run with
+// cfg.Stdin (and not cfg.Interactive, which Bochs ignores) connects COM1
+// to a TCP socket instead of the file (see BochsSocketRC); Machine.BochsRC
+// is the configuration a run used.
 func BochsRC(cfg Config) (string, error) {
+	return bochsRC(cfg, fmt.Sprintf("com1: enabled=1, mode=file, dev=%s", BochsSerialName))
+}
+
+// BochsSocketRC is BochsRC with COM1 in Bochs's socket-client mode: at its
+// start Bochs connects to addr (an IPv4 "host:port") and the guest's serial
+// output and input travel over that TCP connection. A run with
+// Config.Stdin uses it with the address of a listener it opened.
+func BochsSocketRC(cfg Config, addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || strings.ContainsAny(host, ":, \t\r\n\"") {
+		return "", fmt.Errorf("bad COM1 socket address %q (want an IPv4 host:port)", addr)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return "", fmt.Errorf("bad COM1 socket address %q: bad port", addr)
+	}
+	return bochsRC(cfg, fmt.Sprintf("com1: enabled=1, mode=socket-client, dev=%s", addr))
+}
+
+// bochsRC is BochsRC with com1 as the COM1 line.
+func bochsRC(cfg Config, com1 string) (string, error) {
 	if cfg.Emulator == "" {
 		cfg.Emulator = EmulatorBochs
 	}
@@ -188,7 +215,7 @@ func BochsRC(cfg Config) (string, error) {
 	b.WriteString("ata0: enabled=1, ioaddr1=0x1f0, ioaddr2=0x3f0, irq=14\n")
 	fmt.Fprintf(&b, "ata0-slave: type=cdrom, path=\"%s\", status=inserted\n", BochsISOName)
 	b.WriteString("boot: cdrom\n")
-	fmt.Fprintf(&b, "com1: enabled=1, mode=file, dev=%s\n", BochsSerialName)
+	b.WriteString(com1 + "\n")
 	b.WriteString("port_e9_hack: enabled=1\n")
 	fmt.Fprintf(&b, "log: %s\n", BochsLogName)
 	b.WriteString("panic: action=fatal\n")
@@ -451,7 +478,18 @@ func startBochs(ctx context.Context, cfg Config) (*Machine, error) {
 	if missing := MissingBochs(cfg.Bochs); len(missing) > 0 {
 		return nil, fmt.Errorf("%w: Bochs run: missing %s", ErrNoEmulator, strings.Join(missing, ", "))
 	}
+	// With input to type, COM1 is a socket Bochs connects to; else the
+	// serial file, followed as it grows.
+	var sock *serialSocket
 	rc, err := BochsRC(cfg)
+	if err == nil && cfg.Stdin != nil && !cfg.Interactive {
+		if sock, err = listenSerial(); err != nil {
+			return nil, err
+		}
+		if rc, err = BochsSocketRC(cfg, sock.Addr()); err != nil {
+			sock.Finish()
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -460,9 +498,19 @@ func startBochs(ctx context.Context, cfg Config) (*Machine, error) {
 	if dir == "" {
 		dir, err = os.MkdirTemp("", "juice-bochs-")
 		if err != nil {
+			if sock != nil {
+				sock.Finish()
+			}
 			return nil, err
 		}
 		cleanup = func() { os.RemoveAll(dir) }
+	}
+	if sock != nil {
+		prev := cleanup
+		cleanup = func() {
+			sock.Finish()
+			prev()
+		}
 	}
 	fail := func(err error) (*Machine, error) {
 		cleanup()
@@ -502,15 +550,26 @@ func startBochs(ctx context.Context, cfg Config) (*Machine, error) {
 	if cfg.Echo != nil {
 		console = io.MultiWriter(m.Console, cfg.Echo)
 	}
+	serialPath := filepath.Join(dir, BochsSerialName)
+	if sock != nil {
+		// The serial output also goes to the file, as in file mode.
+		f, err := os.Create(serialPath)
+		if err != nil {
+			return fail(err)
+		}
+		sock.serve(io.MultiWriter(console, &serialFile{f: f}), cfg.Stdin, f)
+		m.finish = sock.Finish
+	}
 	if err := startSpaced(ctx, m.cmd.Start); err != nil {
 		if ctx.Err() != nil {
 			return fail(err)
 		}
 		return fail(fmt.Errorf("%w: %s: %v", ErrNoEmulator, cfg.Bochs, err))
 	}
-	tail := tailFile(filepath.Join(dir, BochsSerialName), console, serialPoll)
+	if sock == nil {
+		m.finish = tailFile(serialPath, console, serialPoll).Finish
+	}
 	logPath := filepath.Join(dir, BochsLogName)
-	m.finish = tail.Finish
 	m.cleanup = cleanup
 	m.classify = func(code int) Result {
 		out := m.stderr.String()
@@ -525,7 +584,191 @@ func startBochs(ctx context.Context, cfg Config) (*Machine, error) {
 	}
 	runCtx := m.run(ctx, cfg.Timeout)
 	go m.stopOnReboot(runCtx)
+	if sock != nil {
+		if err := sock.waitConnected(m.done, bochsConnectTimeout); err != nil {
+			// Bochs runs but has not connected (a com1 line in
+			// ExtraArgs, a connection refused): without its console
+			// the run is useless.
+			r := m.Kill()
+			msg := ""
+			if reason := BochsExitMessage(r.Stderr); reason != "" {
+				msg = " (Bochs says: " + reason + ")"
+			}
+			return nil, fmt.Errorf("Bochs run: COM1 did not connect to %s: %v%s", sock.Addr(), err, msg)
+		}
+	}
 	return m, nil
+}
+
+// bochsConnectTimeout is how long a run with Config.Stdin waits for Bochs
+// to connect COM1 to its socket: Bochs connects as it sets up its devices,
+// well within a second on an idle host.
+var bochsConnectTimeout = 60 * time.Second
+
+// bochsDrain is how long the end of a socket run waits for the rest of
+// the serial output after Bochs exited (its end of the connection closes
+// with it).
+const bochsDrain = 5 * time.Second
+
+// serialSocket is COM1 of a Bochs run with input: a listener on the
+// loopback interface that Bochs connects to in its socket-client mode. The
+// connection carries the guest's serial output to the console and the
+// run's input to the guest.
+type serialSocket struct {
+	ln        net.Listener
+	connected chan struct{} // closed once Bochs has connected
+	done      chan struct{} // closed when the output copy has ended
+	finished  chan struct{} // closed by Finish
+	once      sync.Once
+	mu        sync.Mutex
+	served    bool // serve was called: done will close
+	conn      net.Conn
+	err       error // why no connection came, once done is closed
+}
+
+// listenSerial opens a serial socket on a free loopback port.
+func listenSerial() (*serialSocket, error) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("Bochs run: a socket for COM1 on 127.0.0.1: %w", err)
+	}
+	return &serialSocket{ln: ln, connected: make(chan struct{}), done: make(chan struct{}), finished: make(chan struct{})}, nil
+}
+
+// Addr returns the "127.0.0.1:port" Bochs connects to.
+func (s *serialSocket) Addr() string { return s.ln.Addr().String() }
+
+// serve accepts Bochs's connection in the background, then copies what
+// arrives on it to out and what in yields to it; closer (may be nil) is
+// closed when the output copy ends.
+func (s *serialSocket) serve(out io.Writer, in io.Reader, closer io.Closer) {
+	s.mu.Lock()
+	select {
+	case <-s.finished:
+		s.mu.Unlock()
+		if closer != nil {
+			closer.Close()
+		}
+		return
+	default:
+	}
+	s.served = true
+	s.mu.Unlock()
+	go func() {
+		defer close(s.done)
+		if closer != nil {
+			defer closer.Close()
+		}
+		conn, err := acceptLoopback(s.ln)
+		s.ln.Close()
+		s.mu.Lock()
+		if err == nil {
+			select {
+			case <-s.finished:
+				// Finish came first: the run is over.
+				conn.Close()
+				err = net.ErrClosed
+			default:
+				s.conn = conn
+			}
+		}
+		s.err = err
+		s.mu.Unlock()
+		if err != nil {
+			return
+		}
+		close(s.connected)
+		go func() {
+			// Ends when in ends, or at the first write after
+			// Finish closed the connection.
+			io.Copy(conn, in)
+		}()
+		io.Copy(out, conn)
+	}()
+}
+
+// acceptLoopback returns the first connection to ln from the loopback
+// interface (only a process of this host can be Bochs), dropping others.
+func acceptLoopback(ln net.Listener) (net.Conn, error) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if a, ok := c.RemoteAddr().(*net.TCPAddr); ok && a.IP.IsLoopback() {
+			return c, nil
+		}
+		c.Close()
+	}
+}
+
+// waitConnected waits until Bochs has connected, it has exited (exited is
+// closed, or Finish ran: not an error here, the run's result says why) or
+// timeout passes.
+func (s *serialSocket) waitConnected(exited <-chan struct{}, timeout time.Duration) error {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-s.connected:
+		return nil
+	case <-exited:
+		return nil
+	case <-s.done:
+		select {
+		case <-s.finished:
+			// Bochs exited (Finish runs then) before connecting.
+			return nil
+		default:
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.err
+	case <-t.C:
+		return fmt.Errorf("no connection within %v", timeout)
+	}
+}
+
+// Finish stops listening, copies what is left of the output (for at most
+// bochsDrain: Bochs has exited, so its end is closed) and closes the
+// connection. It may be called more than once.
+func (s *serialSocket) Finish() {
+	s.once.Do(func() {
+		s.mu.Lock()
+		close(s.finished)
+		if !s.served {
+			close(s.done)
+		}
+		s.mu.Unlock()
+		s.ln.Close()
+		t := time.NewTimer(bochsDrain)
+		select {
+		case <-s.done:
+		case <-t.C:
+		}
+		t.Stop()
+		s.mu.Lock()
+		if s.conn != nil {
+			s.conn.Close()
+		}
+		s.mu.Unlock()
+	})
+	<-s.done
+}
+
+// serialFile is the copy of a socket run's serial output in
+// BochsSerialName: it never fails a write, so that a full disk does not
+// stop the console.
+type serialFile struct {
+	f   *os.File
+	err error
+}
+
+// Write writes p to the file until a write fails.
+func (w *serialFile) Write(p []byte) (int, error) {
+	if w.err == nil {
+		_, w.err = w.f.Write(p)
+	}
+	return len(p), nil
 }
 
 // stopOnReboot stops Bochs when GRUB boots a second time: the machine

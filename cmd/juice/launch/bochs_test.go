@@ -1,11 +1,17 @@
 package launch
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -475,6 +481,7 @@ func TestBochsBoot(t *testing.T) {
 		p       testkernel.Program
 		timeout time.Duration
 		check   func(t *testing.T, m *Machine, r Result)
+		stdin   bool // COM1 on a socket (Config.Stdin)
 	}{
 		{"shutdown", testkernel.Program{Output: "[    0.000001] juice: power off, status 5\n", ShowCmdline: true, Action: testkernel.Shutdown}, 2 * time.Minute,
 			func(t *testing.T, m *Machine, r Result) {
@@ -485,7 +492,20 @@ func TestBochsBoot(t *testing.T) {
 				if !slices.Contains(m.Console.Texts(), want) {
 					t.Errorf("command line not passed through: want %q in %q", want, m.Console.Texts())
 				}
-			}},
+			}, false},
+		{"shutdown-socket", testkernel.Program{Output: "[    0.000001] juice: power off, status 6\n", ShowCmdline: true, Action: testkernel.Shutdown}, 2 * time.Minute,
+			func(t *testing.T, m *Machine, r Result) {
+				if r.Outcome != PowerOff || r.Status != 6 || r.Reason != "Shutdown port: shutdown requested" {
+					t.Errorf("result %+v, want power-off status 6", r)
+				}
+				if !strings.Contains(m.BochsRC, "mode=socket-client, dev=127.0.0.1:") {
+					t.Errorf("COM1 not on a socket:\n%s", m.BochsRC)
+				}
+				texts := m.Console.Texts()
+				if !slices.Contains(texts, "  Booting `juice'") || !slices.Contains(texts, `cmdline: [juice.mode=selftest it\'s a\\b é]`) {
+					t.Errorf("console through the socket: %q", texts)
+				}
+			}, true},
 		{"triple-fault", testkernel.Program{Output: "[    0.000001] about to fault\n", Action: testkernel.TripleFault}, 2 * time.Minute,
 			func(t *testing.T, m *Machine, r Result) {
 				if r.Outcome != Reset || r.ExitCode() != ExitReset || !strings.Contains(r.String(), "triple-faulted") {
@@ -494,7 +514,7 @@ func TestBochsBoot(t *testing.T) {
 				if !slices.Contains(m.Console.Texts(), "about to fault") {
 					t.Errorf("console %q", m.Console.Texts())
 				}
-			}},
+			}, false},
 		{"halt", testkernel.Program{Output: "[    0.000001] halting\n", Action: testkernel.Halt}, 8 * time.Second,
 			func(t *testing.T, m *Machine, r Result) {
 				if r.Outcome != TimedOut || r.ExitCode() != ExitTimeout {
@@ -503,16 +523,259 @@ func TestBochsBoot(t *testing.T) {
 				if !slices.Contains(m.Console.Texts(), "halting") {
 					t.Errorf("console %q", m.Console.Texts())
 				}
-			}},
+			}, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			m := boot(t, Config{Emulator: EmulatorBochs, Kernel: writeKernel(t, c.p), Mem: "32M", Append: cmdline, Timeout: c.timeout})
+			cfg := Config{Emulator: EmulatorBochs, Kernel: writeKernel(t, c.p), Mem: "32M", Append: cmdline, Timeout: c.timeout}
+			if c.stdin {
+				pr, pw := io.Pipe()
+				defer pw.Close()
+				cfg.Stdin = pr
+			}
+			m := boot(t, cfg)
 			start := time.Now()
 			r := m.Wait()
 			t.Logf("%v in %v", r, time.Since(start).Round(time.Millisecond))
 			c.check(t, m, r)
 		})
+	}
+}
+
+func TestBochsSocketRC(t *testing.T) {
+	cfg := Config{Mem: "64M", ExtraArgs: []string{"cpuid: x2apic=0"}}
+	file, err := BochsRC(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock, err := BochsSocketRC(cfg, "127.0.0.1:4321")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only the COM1 line differs; the extra lines still come last.
+	want := strings.Replace(file, "com1: enabled=1, mode=file, dev=serial.txt\n", "com1: enabled=1, mode=socket-client, dev=127.0.0.1:4321\n", 1)
+	if sock != want || sock == file {
+		t.Errorf("socket bochsrc:\n%s\nwant:\n%s", sock, want)
+	}
+	if l := rcLines(sock); l[len(l)-1] != "cpuid: x2apic=0" {
+		t.Errorf("extra line not last: %q", l)
+	}
+	for _, bad := range []string{"", "127.0.0.1", ":80", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:http",
+		"[::1]:80", "a b:80", "a,b:80", "host:80\nx: y", "h\":80"} {
+		if rc, err := BochsSocketRC(cfg, bad); err == nil {
+			t.Errorf("BochsSocketRC(%q) accepted:\n%s", bad, rc)
+		}
+	}
+	if _, err := BochsSocketRC(Config{Mem: "lots"}, "127.0.0.1:1"); err == nil || !strings.Contains(err.Error(), "bad memory size") {
+		t.Errorf("bad config: %v", err)
+	}
+}
+
+// fakeBochsEnv names the behaviour of the test binary run as a fake Bochs
+// with COM1 on a socket (see TestBochsFakeSocketHelper).
+const fakeBochsEnv = "JUICE_FAKE_BOCHS_SOCKET"
+
+// fakeSocketBochs writes a script that runs this test binary as a Bochs
+// that behaves as mode says (see TestBochsFakeSocketHelper).
+func fakeSocketBochs(t *testing.T, mode string) string {
+	t.Helper()
+	if missing := MissingBochs("/bin/sh"); len(missing) > 0 {
+		if os.Getenv("JUICE_REQUIRE_EMULATORS") == "1" {
+			t.Fatalf("%v not found and JUICE_REQUIRE_EMULATORS=1: run `make setup`", missing)
+		}
+		t.Skipf("%v not found", missing)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := "#!/bin/sh\n" + fakeBochsEnv + "=" + mode + " exec '" + strings.ReplaceAll(exe, "'", `'\''`) +
+		"' -test.run='^TestBochsFakeSocketHelper$' -- \"$@\"\n"
+	path := filepath.Join(t.TempDir(), "fake-bochs")
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestBochsFakeSocketHelper is not a test: run by fakeSocketBochs's
+// script, it stands in for Bochs. It checks its arguments and the "c" on
+// its standard input, reads COM1's line from the bochsrc, then:
+//   - echo: connects to the socket, writes GRUB's banner and a booted
+//     line, answers each line it receives (ended by "\r") with "echo: "
+//     and the line, and for the line "poweroff" writes juice's power-off
+//     line with status 3 and exits as Bochs does after an ACPI power-off;
+//   - never: does not connect and runs until it is killed;
+//   - badrc: exits at once as Bochs does with a configuration error.
+func TestBochsFakeSocketHelper(t *testing.T) {
+	mode := os.Getenv(fakeBochsEnv)
+	if mode == "" {
+		return
+	}
+	fail := func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "fake Bochs: "+format+"\n", args...)
+		os.Exit(9)
+	}
+	args := flag.Args()
+	if strings.Join(args, " ") != "-q -f bochsrc" {
+		fail("args %q", args)
+	}
+	cmd, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+	if cmd != "c\n" {
+		fail("stdin %q", cmd)
+	}
+	rc, err := os.ReadFile("bochsrc")
+	if err != nil {
+		fail("%v", err)
+	}
+	m := regexp.MustCompile(`(?m)^com1: enabled=1, mode=socket-client, dev=(127\.0\.0\.1:[0-9]+)$`).FindSubmatch(rc)
+	if m == nil {
+		fail("no socket COM1 in:\n%s", rc)
+	}
+	switch mode {
+	case "never":
+		os.WriteFile("started", nil, 0o644)
+		time.Sleep(time.Minute)
+		os.Exit(8)
+	case "badrc":
+		fmt.Fprint(os.Stderr, bochsBadRC)
+		os.Exit(1)
+	case "echo":
+	default:
+		fail("mode %q", mode)
+	}
+	conn, err := net.Dial("tcp", string(m[1]))
+	if err != nil {
+		fail("%v", err)
+	}
+	io.WriteString(conn, "  Booting `juice'\r\n[    0.000001] juice: booted by multiboot2\r\n")
+	r := bufio.NewReader(conn)
+	for {
+		line, err := r.ReadString('\r')
+		if err != nil {
+			fail("reading COM1: %v", err)
+		}
+		line = strings.TrimSuffix(line, "\r")
+		if line == "poweroff" {
+			break
+		}
+		fmt.Fprintf(conn, "echo: %s\r\n", line)
+	}
+	io.WriteString(conn, "[    0.000002] juice: power off, status 3")
+	conn.Close()
+	fmt.Fprint(os.Stderr, bochsACPIOff)
+	os.Exit(1)
+}
+
+// With Config.Stdin, COM1 is a socket: what is written to Stdin reaches
+// the guest, what the guest writes reaches the Console, Echo and the
+// serial file; the power-off line gives the status as in file mode.
+func TestBochsFakeSocket(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, BochsSerialName), []byte("old\n"), 0o644)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	var echo lockedBuffer
+	m := boot(t, Config{Emulator: EmulatorBochs, Bochs: fakeSocketBochs(t, "echo"), Kernel: writeKernel(t, testkernel.Program{}),
+		WorkDir: dir, Stdin: pr, Echo: &echo, Timeout: time.Minute})
+	if !strings.Contains(m.BochsRC, "com1: enabled=1, mode=socket-client, dev=127.0.0.1:") {
+		t.Errorf("bochsrc:\n%s", m.BochsRC)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := m.Console.Wait(ctx, 0, HasPrefix("juice: booted by multiboot2")); err != nil {
+		t.Fatalf("booted line: %v", err)
+	}
+	for _, s := range []string{"cat /proc/uptime", "é ü"} {
+		io.WriteString(pw, s+"\r")
+		if _, err := m.Console.Wait(ctx, 0, HasPrefix("echo: "+s)); err != nil {
+			t.Fatalf("typed %q: %v", s, err)
+		}
+	}
+	io.WriteString(pw, "poweroff\r")
+	r := m.Wait()
+	if r.Outcome != PowerOff || r.Status != 3 || r.QEMUCode != 1 || r.Reason != "ACPI control: soft power off" {
+		t.Errorf("result %+v, want power-off status 3", r)
+	}
+	want := "  Booting `juice'\r\n[    0.000001] juice: booted by multiboot2\r\necho: cat /proc/uptime\r\necho: é ü\r\n[    0.000002] juice: power off, status 3"
+	if raw := string(m.Console.Raw()); raw != want {
+		t.Errorf("console %q, want %q", raw, want)
+	}
+	if echo.String() != want {
+		t.Errorf("echo %q", echo.String())
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, BochsSerialName)); err != nil || string(b) != want {
+		t.Errorf("serial file %q (%v), want %q", b, err, want)
+	}
+	// Typing after the end fails nowhere and blocks nothing.
+	done := make(chan struct{})
+	go func() {
+		io.WriteString(pw, "late\r")
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Error("a write to Stdin after the run blocked")
+	}
+}
+
+// A Bochs that never connects its COM1 is killed and Start says so within
+// the connection timeout; one that exits first (a bad bochsrc) is an
+// emulator failure with Bochs's message, as in file mode.
+func TestBochsFakeSocketFailures(t *testing.T) {
+	// Not parallel: it shortens bochsConnectTimeout.
+	defer func(d time.Duration) { bochsConnectTimeout = d }(bochsConnectTimeout)
+	bochsConnectTimeout = 3 * time.Second
+	kernel := writeKernel(t, testkernel.Program{})
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	start := time.Now()
+	m, err := Start(context.Background(), Config{Emulator: EmulatorBochs, Bochs: fakeSocketBochs(t, "never"), Kernel: kernel, Stdin: pr, Timeout: time.Minute})
+	if err == nil {
+		m.Kill()
+		t.Fatal("Start succeeded without a COM1 connection")
+	}
+	if !strings.Contains(err.Error(), "COM1 did not connect to 127.0.0.1:") || !strings.Contains(err.Error(), "no connection within 3s") {
+		t.Errorf("error %v", err)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("giving up took %v", d)
+	}
+	m, err = Start(context.Background(), Config{Emulator: EmulatorBochs, Bochs: fakeSocketBochs(t, "badrc"), Kernel: kernel, Stdin: pr, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := m.Wait(); r.Outcome != QEMUFailed || !strings.Contains(r.String(), "cpu directive malformed") {
+		t.Errorf("result %+v, want a Bochs failure", r)
+	}
+	// A run cancelled while Bochs has not connected is killed, not an
+	// error of Start's.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	go func() {
+		// Cancel once the fake Bochs runs (it is then waited for).
+		for i := 0; i < 1000; i++ {
+			if _, err := os.Stat(filepath.Join(dir, "started")); err == nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+	}()
+	bochsConnectTimeout = time.Minute
+	start = time.Now()
+	m, err = Start(ctx, Config{Emulator: EmulatorBochs, Bochs: fakeSocketBochs(t, "never"), Kernel: kernel, Stdin: pr, WorkDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := m.Wait(); r.Outcome != Killed {
+		t.Errorf("cancelled: %+v, want killed", r)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("cancelled run took %v", d)
 	}
 }
