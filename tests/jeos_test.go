@@ -127,12 +127,10 @@ func shellCommand(t *testing.T, r *Run, in console) {
 func shellRun(t *testing.T, r *Run, in console, prefix string, budget, try time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(budget)
+	waitPrompt(r, budget)
 	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(r.ctx, try)
-		r.M.Console.Wait(ctx, r.next, promptRE.MatchString) // type at gosh's prompt
-		cancel()
 		in.typeLine(prefix + "cat /proc/uptime")
-		ctx, cancel = context.WithTimeout(r.ctx, try)
+		ctx, cancel := context.WithTimeout(r.ctx, try)
 		l, err := r.M.Console.Wait(ctx, r.next, uptimeRE.MatchString)
 		cancel()
 		if err == nil {
@@ -144,6 +142,16 @@ func shellRun(t *testing.T, r *Run, in console, prefix string, budget, try time.
 		}
 	}
 	r.fail("the output of `"+prefix+"cat /proc/uptime`", os.ErrDeadlineExceeded)
+}
+
+// waitPrompt waits (at most d) for gosh's prompt after the console lines
+// already matched: keys typed before it go through the terminal's cooked
+// mode, which turns Enter into a newline that gosh's line editor takes as
+// a line break inside the command rather than as Enter.
+func waitPrompt(r *Run, d time.Duration) {
+	ctx, cancel := context.WithTimeout(r.ctx, d)
+	defer cancel()
+	r.M.Console.Wait(ctx, r.next, promptRE.MatchString)
 }
 
 // TestJeOSPanic: a guest whose kernel panics (its initramfs has no such
@@ -242,11 +250,9 @@ func shellExpect(t *testing.T, r *Run, in console, cmd, want string, budget, try
 	t.Helper()
 	deadline := time.Now().Add(budget)
 	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
-		r.M.Console.Wait(ctx, r.next, promptRE.MatchString)
-		cancel()
+		waitPrompt(r, try)
 		in.typeLine(cmd)
-		ctx, cancel = context.WithTimeout(r.ctx, try)
+		ctx, cancel := context.WithTimeout(r.ctx, try)
 		l, err := r.M.Console.Wait(ctx, r.next, launch.HasPrefix(want))
 		cancel()
 		if err == nil {

@@ -87,15 +87,16 @@ func (p *PC) addPCI() error {
 	if err := p.vm.MMIO().Register(ECAMBase, ecamSize, p.bus.ECAM()); err != nil {
 		return err
 	}
-	// The window has a hole of one page at ScratchHole, where the
-	// test guests' scratch device (vmm/devices.Scratch) lives: a BAR the
-	// guest maps there is not reachable on that page (Linux assigns BARs
-	// from the window's start, far below it).
+	// The window has a 64 KiB hole at ScratchHole, where the test
+	// guests' scratch device (vmm/devices.Scratch, one page) lives and
+	// where, past it, they check that an access to nothing stops the VM:
+	// a BAR the guest maps there is not reachable in the hole (Linux
+	// assigns BARs from the window's start, far below it).
 	win := p.bus.Window()
 	if err := p.vm.MMIO().Register(PCIWindow, ScratchHole-PCIWindow, win); err != nil {
 		return err
 	}
-	above := uint64(ScratchHole + 0x1000)
+	above := uint64(ScratchHole + 0x10000)
 	return p.vm.MMIO().Register(above, PCIWindow+PCIWindowSize-above, offsetMMIO{win, above - PCIWindow})
 }
 
