@@ -77,13 +77,19 @@ func TestVirtioMMIO(t *testing.T) {
 	testDevices(t, "mmio", []string{"vda", "vdb", "eth0", "hwrng:virtio_rng.0"})
 }
 
-// TestVirtioDiskSurvivesReboot: what the guest writes to its RAM disk
-// and syncs is still there after it reboots (the disk's back-end lives as
+// TestVirtioDiskSurvivesReboot: what the guest writes to its disk and
+// syncs is still there after it reboots (the disk's back-end lives as
 // long as juice, not as long as one boot of the VM).
 func TestVirtioDiskSurvivesReboot(t *testing.T) {
 	img := JeOS(t)
+	// A 4 KiB disk image of printable lines (so that `cat /dev/vda` prints
+	// text, not NULs): the guest's writes go to its copy-on-write layer.
+	disk := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(disk, []byte(strings.Repeat("juice-original-\n", 256)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	vm := jeosVM(img, img.Kernel, "console=ttyS0")
-	vm.Devices = &bundle.ManifestDevices{Disks: []bundle.ManifestDisk{{Size: "4K"}}}
+	vm.Devices = &bundle.ManifestDevices{Disks: []bundle.ManifestDisk{{File: disk}}}
 	pr, pw := io.Pipe()
 	t.Cleanup(func() { pw.Close() })
 	r := BootVMs(t, launch.Config{Mem: "512M", Stdin: pr, Timeout: 6 * time.Minute}, vm)

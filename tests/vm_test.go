@@ -351,7 +351,7 @@ func TestGuestsBare(t *testing.T) {
 	}{
 		{"hello", []string{"hello from guest", "cmdline: [", "modules: 0x00000000"}, false},
 		{"modes", []string{"modes: protected mode", "modes: real mode", "modes: protected mode again", "modes: long mode"}, false},
-		{"spin", []string{"spin start", "spin round 0x0000000a", "spin done"}, false},
+		{"spin", []string{"spin start", "spin round 0x0000000a", "spin round 0x0000001e", "spin done"}, false},
 		{"triplefault", []string{"triplefault: empty IDT, INT3"}, true},
 		{"bench", []string{"bench: no juice, mmio reads the HPET", "bench: cpuid ", "bench: pio ", "bench: mmio ",
 			"bench: hypercall skipped (not under juice)", "bench: total "}, false},

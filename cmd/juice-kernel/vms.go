@@ -54,13 +54,34 @@ func runBundle(archive []byte) int {
 	var wg sync.WaitGroup
 	input := newConsoleInput()
 	switches := map[string]*netswitch.Switch{}
+	// Every VM is built before any starts (a running vCPU would slow
+	// the others' construction down); a VM that cannot be built is
+	// reported and left out.
+	type built struct {
+		vm   *vmm.VM
+		pc   *platform.PC
+		devs *platform.Devices
+	}
+	vms := make([]built, len(b.VMs))
 	for i, spec := range b.VMs {
 		results[i] = vmResult{name: spec.Name, reason: vmm.Error, status: -1}
-		devs := deviceBackends(spec, switches)
+		vms[i].devs = deviceBackends(spec, switches)
+		vm, pc, err := buildVM(spec, vms[i].devs, be)
+		if err != nil {
+			log.Printf("juice: vm %s: %v", spec.Name, err)
+			results[i].msg = err.Error()
+			continue
+		}
+		vms[i].vm, vms[i].pc = vm, pc
+	}
+	for i, spec := range b.VMs {
+		if vms[i].vm == nil {
+			continue
+		}
 		wg.Add(1)
 		go func(i int, spec bundle.VMSpec) {
 			defer wg.Done()
-			results[i] = runVM(spec, devs, be, input, i == 0)
+			results[i] = runVM(spec, vms[i].vm, vms[i].pc, vms[i].devs, be, input, i == 0)
 		}(i, spec)
 	}
 	go input.poll()
@@ -76,16 +97,19 @@ func runBundle(archive []byte) int {
 // resets itself without ever reaching a long run (a reset loop).
 const maxQuickResets = 20
 
-// runVM builds and runs one VM, starting it again from its images each
-// time the guest resets (reboots) it, and returns how it finally ended.
+// runVM runs one VM (built for its first boot), building and starting it
+// again from its images each time the guest resets (reboots) it, and
+// returns how it finally ended.
 // The first VM of the bundle gets the console's input.
-func runVM(spec bundle.VMSpec, devs *platform.Devices, be vmm.Backend, input *consoleInput, console bool) vmResult {
+func runVM(spec bundle.VMSpec, vm *vmm.VM, pc *platform.PC, devs *platform.Devices, be vmm.Backend, input *consoleInput, console bool) vmResult {
 	quick := 0
 	for boot := 1; ; boot++ {
-		vm, pc, err := buildVM(spec, devs, be)
-		if err != nil {
-			log.Printf("juice: vm %s: %v", spec.Name, err)
-			return vmResult{name: spec.Name, reason: vmm.Error, status: -1, msg: err.Error()}
+		if boot > 1 {
+			var err error
+			if vm, pc, err = buildVM(spec, devs, be); err != nil {
+				log.Printf("juice: vm %s: %v", spec.Name, err)
+				return vmResult{name: spec.Name, reason: vmm.Error, status: -1, msg: err.Error()}
+			}
 		}
 		if boot == 1 {
 			log.Printf("juice: vm %s: starting (%d MiB, %d vCPU)", spec.Name, spec.MemBytes>>20, spec.VCPUs)

@@ -2,7 +2,7 @@
 // run it next to another VM.
 //
 //	spin start
-//	spin round 0x00000001 ... spin round 0x0000000a
+//	spin round 0x00000001 ... spin round 0x0000001e
 //	spin done
 //
 // Each round reads the 16550's line status register SPIN_READS times
@@ -11,7 +11,7 @@
 #include "textflag.h"
 #include "guest.h"
 
-#define SPIN_ROUNDS 10
+#define SPIN_ROUNDS 30
 #define SPIN_READS 5000
 
 TEXT ·spin(SB), NOSPLIT, $0-0
