@@ -19,6 +19,7 @@ require (
 	github.com/dustin/go-humanize v1.0.1 // indirect
 	github.com/hugelgupf/go-shlex v0.0.0-20200702092117-c80c9d0918fa // indirect
 	github.com/hugelgupf/vmtest v0.0.0-20240307030256-5d9f3d34a58d // indirect
+	github.com/ishidawataru/sctp v0.0.0-20230406120618-7ff4192f6ff2 // indirect
 	github.com/klauspost/compress v1.18.0 // indirect
 	github.com/klauspost/pgzip v1.2.6 // indirect
 	github.com/knz/bubbline v0.0.0-20230717192058-486954f9953f // indirect
@@ -26,14 +27,18 @@ require (
 	github.com/mattn/go-isatty v0.0.20 // indirect
 	github.com/mattn/go-localereader v0.0.1 // indirect
 	github.com/mattn/go-runewidth v0.0.14 // indirect
+	github.com/mdlayher/socket v0.5.1 // indirect
+	github.com/mdlayher/vsock v1.2.1 // indirect
 	github.com/muesli/ansi v0.0.0-20230316100256-276c6243b2f6 // indirect
 	github.com/muesli/cancelreader v0.2.2 // indirect
 	github.com/muesli/reflow v0.3.0 // indirect
 	github.com/muesli/termenv v0.15.1 // indirect
 	github.com/peterh/liner v1.2.2 // indirect
 	github.com/pierrec/lz4/v4 v4.1.22 // indirect
+	github.com/rck/unit v0.0.3 // indirect
 	github.com/rivo/uniseg v0.4.4 // indirect
 	github.com/sahilm/fuzzy v0.1.0 // indirect
+	github.com/u-root/cpuid v0.0.1-0.20250320140348-cc5fe81d966c // indirect
 	github.com/u-root/gobusybox/src v0.0.0-20250101170133-2e884e4509c7 // indirect
 	github.com/u-root/mkuimage v0.0.0-20250905073043-9a40452f5d3b // indirect
 	github.com/u-root/uio v0.0.0-20240224005618-d2acac8f3701 // indirect
@@ -42,6 +47,7 @@ require (
 	github.com/vishvananda/netns v0.0.4 // indirect
 	golang.org/x/exp v0.0.0-20250305212735-054e65f0b394 // indirect
 	golang.org/x/mod v0.29.0 // indirect
+	golang.org/x/net v0.47.0 // indirect
 	golang.org/x/sync v0.18.0 // indirect
 	golang.org/x/term v0.37.0 // indirect
 	golang.org/x/text v0.31.0 // indirect
@@ -53,6 +59,7 @@ require (
 tool (
 	github.com/u-root/u-root
 	github.com/u-root/u-root/cmds/core/cat
+	github.com/u-root/u-root/cmds/core/dd
 	github.com/u-root/u-root/cmds/core/dmesg
 	github.com/u-root/u-root/cmds/core/echo
 	github.com/u-root/u-root/cmds/core/gosh
@@ -60,8 +67,12 @@ tool (
 	github.com/u-root/u-root/cmds/core/insmod
 	github.com/u-root/u-root/cmds/core/ip
 	github.com/u-root/u-root/cmds/core/ls
+	github.com/u-root/u-root/cmds/core/md5sum
 	github.com/u-root/u-root/cmds/core/mount
+	github.com/u-root/u-root/cmds/core/netcat
+	github.com/u-root/u-root/cmds/core/ping
 	github.com/u-root/u-root/cmds/core/ps
+	github.com/u-root/u-root/cmds/core/sleep
 	github.com/u-root/u-root/cmds/core/sync
 	github.com/u-root/u-root/cmds/core/uname
 )

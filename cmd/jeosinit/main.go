@@ -18,6 +18,14 @@
 //
 // Kernel command-line options: jeos.poweroff syncs and powers off right
 // after that line (benchmarks use it); jeos.verbose logs each module.
+// jeos.ip=ADDR/PREFIX gives eth0 that address and brings it and lo up
+// (with /bbin/ip) before the marker. jeos.exec=COMMAND (quote it:
+// jeos.exec="a; b") runs COMMAND with /bin/sh -c after the marker, its
+// output on the console, then prints
+//
+//	JEOS-EXEC status=<exit status>
+//
+// and carries on (powering off after it when jeos.poweroff is given).
 //
 // jeosinit is also the guest's poweroff and reboot: it syncs and calls
 // reboot(2) when its name (argv[0]) or its first argument is "poweroff"
@@ -26,9 +34,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -40,8 +50,13 @@ const (
 	moduleDir = "/lib/modules/juice"
 	// orderFile lists the modules to load, in order.
 	orderFile = moduleDir + "/order"
-	// shell is what a pid-1 jeosinit runs after the marker.
+	// shell is what a pid-1 jeosinit runs after the marker, and what
+	// runs jeos.exec.
 	shell = "/bin/sh"
+	// ipTool configures the network for jeos.ip (u-root's ip).
+	ipTool = "/bbin/ip"
+	// netIface is the interface jeos.ip configures.
+	netIface = "eth0"
 )
 
 // action is what one run of jeosinit does.
@@ -81,6 +96,11 @@ type system struct {
 	glob       func(pattern string) ([]string, error) // filepath.Glob over /sys; nil: no devices
 	stdout     io.Writer                              // the marker
 	stderr     io.Writer                              // messages
+
+	// command runs argv[0] (a path) with argv, standard input empty and
+	// output to stdout and stderr, and waits for it; a non-zero exit is
+	// an error that exitStatus reads.
+	command func(argv []string, stdout, stderr io.Writer) error
 }
 
 func main() {
@@ -166,7 +186,19 @@ func initGuest(sys *system) int {
 	} else {
 		uptime = u
 	}
+	if opts.ip != "" {
+		configureNet(sys, opts.ip)
+	}
 	fmt.Fprintln(sys.stdout, marker(uptime, loaded, len(mods))+" devices="+devs)
+
+	if opts.exec != "" {
+		// The command's output and ours go to the console in turn.
+		err := sys.command([]string{shell, "-c", opts.exec}, sys.stdout, sys.stdout)
+		if err != nil && exitStatus(err) < 0 {
+			fmt.Fprintf(sys.stderr, "jeosinit: jeos.exec: %v\n", err)
+		}
+		fmt.Fprintf(sys.stdout, "JEOS-EXEC status=%d\n", exitStatus(err))
+	}
 
 	if opts.poweroff {
 		sys.sync()
@@ -188,6 +220,51 @@ func initGuest(sys *system) int {
 	fmt.Fprintf(sys.stderr, "jeosinit: %s: %v; idling\n", shell, err)
 	sys.idle()
 	return 0
+}
+
+// configureNet gives eth0 the jeos.ip address and brings eth0 and lo up;
+// what fails is reported and the rest still tried.
+func configureNet(sys *system, addr string) {
+	a, err := parseAddr(addr)
+	if err != nil {
+		fmt.Fprintf(sys.stderr, "jeosinit: %v\n", err)
+		return
+	}
+	for _, args := range [][]string{
+		{"addr", "add", a, "dev", netIface},
+		{"link", "set", "dev", netIface, "up"},
+		{"link", "set", "dev", "lo", "up"},
+	} {
+		argv := append([]string{ipTool}, args...)
+		if err := sys.command(argv, sys.stderr, sys.stderr); err != nil {
+			fmt.Fprintf(sys.stderr, "jeosinit: %s: %v\n", strings.Join(argv, " "), err)
+		}
+	}
+}
+
+// runCommand is the system's command on a real machine: os/exec, whose
+// output goes straight to stdout and stderr when they are files.
+func runCommand(argv []string, stdout, stderr io.Writer) error {
+	if len(argv) == 0 {
+		return errors.New("no command")
+	}
+	c := exec.Command(argv[0], argv[1:]...)
+	c.Stdout, c.Stderr = stdout, stderr
+	return c.Run()
+}
+
+// exitStatus is a command's exit status from command's error: 0 for
+// none, the status for a command that exited, -1 for one that could not
+// run or was killed by a signal.
+func exitStatus(err error) int {
+	if err == nil {
+		return 0
+	}
+	var e interface{ ExitCode() int }
+	if errors.As(err, &e) {
+		return e.ExitCode()
+	}
+	return -1
 }
 
 // moduleFile is the path of a module named in the order file.

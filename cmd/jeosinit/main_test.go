@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"errors"
+	"io"
 	"io/fs"
+	"os/exec"
 	"reflect"
 	"strings"
 	"testing"
@@ -66,10 +68,31 @@ func TestParseOptions(t *testing.T) {
 		{`foo="jeos.poweroff"`, options{}},
 		{"-- jeos.poweroff", options{}},
 		{"jeos.verbose=ON", options{verbose: true}},
+		{"jeos.ip=10.0.2.1/24", options{ip: "10.0.2.1/24"}},
+		{"jeos.ip=10.0.2.1/24 jeos.ip", options{}},
+		{`console=ttyS0 jeos.exec="sleep 2; ping -c 3 10.0.2.1 | md5sum > /tmp/x" jeos.poweroff`,
+			options{exec: "sleep 2; ping -c 3 10.0.2.1 | md5sum > /tmp/x", poweroff: true}},
+		{`jeos.exec=echo jeos.exec="a=b c"`, options{exec: "a=b c"}},
+		{`foo="jeos.exec=x"`, options{}},
 	}
 	for _, c := range cases {
 		if got := parseOptions(c.cmdline); got != c.want {
 			t.Errorf("parseOptions(%q) = %+v, want %+v", c.cmdline, got, c.want)
+		}
+	}
+}
+
+func TestParseAddr(t *testing.T) {
+	for in, want := range map[string]string{
+		"10.0.2.1/24": "10.0.2.1/24", "192.168.1.7/32": "192.168.1.7/32", "fd00::2/64": "fd00::2/64",
+	} {
+		if got, err := parseAddr(in); err != nil || got != want {
+			t.Errorf("parseAddr(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "10.0.2.1", "10.0.2.1/33", "10.0.2/24", "eth0", "10.0.2.1/24 x", "fe80::1%eth0/64", "-v/24"} {
+		if got, err := parseAddr(bad); err == nil {
+			t.Errorf("parseAddr(%q) = %q, want an error", bad, got)
 		}
 	}
 }
@@ -109,6 +132,8 @@ type fakeSystem struct {
 	files   map[string]string
 	modErrs map[string]error // per module path; missing = loads fine
 	calls   []string
+	cmdErrs map[string]error // per command line (argv joined by spaces); missing = exits 0
+	cmdOut  string           // what each command prints on its stdout
 	stdout  bytes.Buffer
 	stderr  bytes.Buffer
 }
@@ -138,9 +163,16 @@ func (f *fakeSystem) sys(pid int) *system {
 		},
 		execShell: func(p string) error { rec("exec " + p); return errors.New("no shell") },
 		idle:      func() { rec("idle") },
-		now:       func() time.Time { return time.Unix(0, 0) },
-		stdout:    &f.stdout,
-		stderr:    &f.stderr,
+		command: func(argv []string, stdout, stderr io.Writer) error {
+			line := strings.Join(argv, " ")
+			// What was printed before it runs tells the order.
+			rec("run " + line + " after " + lastLine(f.stdout.String()))
+			io.WriteString(stdout, f.cmdOut)
+			return f.cmdErrs[line]
+		},
+		now:    func() time.Time { return time.Unix(0, 0) },
+		stdout: &f.stdout,
+		stderr: &f.stderr,
 	}
 }
 
@@ -281,5 +313,101 @@ func TestDevices(t *testing.T) {
 	f.files = nil
 	if got := devices(sys); got != "none" {
 		t.Errorf("no devices: %q", got)
+	}
+}
+
+// lastLine is the last line of s, "" for none.
+func lastLine(s string) string {
+	s = strings.TrimSuffix(s, "\n")
+	return s[strings.LastIndex(s, "\n")+1:]
+}
+
+// exitErr is a command that exited with a status.
+type exitErr int
+
+func (e exitErr) Error() string { return "exit status " + string(rune('0'+int(e))) }
+func (e exitErr) ExitCode() int { return int(e) }
+
+func TestInitGuestNetworkAndExec(t *testing.T) {
+	const cmd = "sleep 2; netcat -l 5000 | md5sum"
+	f := &fakeSystem{
+		files: map[string]string{
+			"/proc/cmdline":            `console=ttyS0 jeos.ip=10.0.2.1/24 jeos.exec="` + cmd + `" jeos.poweroff` + "\n",
+			"/proc/uptime":             "3.00 1.00",
+			"/lib/modules/juice/order": "virtio_net.ko\n",
+		},
+		cmdErrs: map[string]error{"/bin/sh -c " + cmd: exitErr(3)},
+		cmdOut:  "out\n",
+	}
+	initGuest(f.sys(6))
+	const ready = "JEOS-READY uptime=3.00 modules=1/1 devices=none"
+	want := []string{
+		"load /lib/modules/juice/virtio_net.ko",
+		"run /bbin/ip addr add 10.0.2.1/24 dev eth0 after ",
+		"run /bbin/ip link set dev eth0 up after ",
+		"run /bbin/ip link set dev lo up after ",
+		"run /bin/sh -c " + cmd + " after " + ready,
+		"sync",
+		"reboot poweroff after " + ready + "\nout\nJEOS-EXEC status=3",
+		"releasetty",
+	}
+	if !reflect.DeepEqual(f.calls, want) {
+		t.Errorf("calls = %q\nwant %q", f.calls, want)
+	}
+	// ip's output goes to stderr, the command's to the console.
+	if got, want := f.stdout.String(), ready+"\nout\nJEOS-EXEC status=3\n"; got != want {
+		t.Errorf("stdout = %q, want %q", got, want)
+	}
+	if got := f.stderr.String(); got != "out\nout\nout\njeosinit: power off: fake reboot returned\n" {
+		t.Errorf("stderr = %q, want ip's output only", got)
+	}
+}
+
+func TestInitGuestNetworkErrors(t *testing.T) {
+	f := &fakeSystem{
+		files:   map[string]string{"/proc/cmdline": "jeos.ip=10.0.2.300/24 jeos.exec=/nonexistent"},
+		cmdErrs: map[string]error{"/bin/sh -c /nonexistent": errors.New("fork/exec /bin/sh: no such file")},
+	}
+	initGuest(f.sys(6))
+	want := []string{"run /bin/sh -c /nonexistent after JEOS-READY uptime=unknown modules=0/0 devices=none", "releasetty"}
+	if !reflect.DeepEqual(f.calls, want) {
+		t.Errorf("calls = %q\nwant %q", f.calls, want)
+	}
+	if e := f.stderr.String(); !strings.Contains(e, `jeos.ip="10.0.2.300/24"`) || !strings.Contains(e, "jeos.exec: fork/exec") {
+		t.Errorf("stderr = %q: want the bad address and the failed command", e)
+	}
+	if !strings.HasSuffix(f.stdout.String(), "\nJEOS-EXEC status=-1\n") {
+		t.Errorf("stdout = %q", f.stdout.String())
+	}
+
+	// ip failing is reported and the rest still tried.
+	f = &fakeSystem{
+		files:   map[string]string{"/proc/cmdline": "jeos.ip=10.0.2.2/24"},
+		cmdErrs: map[string]error{"/bbin/ip addr add 10.0.2.2/24 dev eth0": exitErr(1)},
+	}
+	initGuest(f.sys(6))
+	if len(f.calls) != 4 || !strings.Contains(f.stderr.String(), "/bbin/ip addr add 10.0.2.2/24 dev eth0: exit status 1") {
+		t.Errorf("calls = %q, stderr = %q", f.calls, f.stderr.String())
+	}
+}
+
+func TestRunCommand(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh on this host")
+	}
+	var out, errOut bytes.Buffer
+	err = runCommand([]string{sh, "-c", "echo hello; echo oops >&2; exit 3"}, &out, &errOut)
+	if exitStatus(err) != 3 || out.String() != "hello\n" || errOut.String() != "oops\n" {
+		t.Errorf("runCommand: %v (status %d), stdout %q, stderr %q", err, exitStatus(err), out.String(), errOut.String())
+	}
+	if err := runCommand([]string{sh, "-c", "true"}, &out, &out); err != nil || exitStatus(err) != 0 {
+		t.Errorf("true: %v", err)
+	}
+	if err := runCommand([]string{"/nonexistent/cmd"}, &out, &out); err == nil || exitStatus(err) != -1 {
+		t.Errorf("missing program: %v, status %d", err, exitStatus(err))
+	}
+	if err := runCommand(nil, &out, &out); err == nil {
+		t.Error("empty argv ran")
 	}
 }

@@ -2,19 +2,24 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 )
 
 // options are jeosinit's settings from the kernel command line.
 type options struct {
-	poweroff bool // jeos.poweroff: power off right after the marker
-	verbose  bool // jeos.verbose: log each module
+	poweroff bool   // jeos.poweroff: power off right after the marker (and jeos.exec)
+	verbose  bool   // jeos.verbose: log each module
+	ip       string // jeos.ip=ADDR/PREFIX: eth0's address; "" leaves the network alone
+	exec     string // jeos.exec=COMMAND: a shell command run after the marker; "" runs none
 }
 
 // parseOptions reads jeosinit's options from a kernel command line. A
 // bare "jeos.poweroff" or one with a true value (1, y, yes, true, on)
-// turns it on; a later setting wins.
+// turns it on; jeos.ip and jeos.exec take the (possibly quoted) value as
+// it is, a bare one meaning none; a later setting wins.
 func parseOptions(cmdline string) options {
 	var o options
 	for _, p := range parseCmdline(cmdline) {
@@ -23,9 +28,27 @@ func parseOptions(cmdline string) options {
 			o.poweroff = truth(p)
 		case "jeos.verbose":
 			o.verbose = truth(p)
+		case "jeos.ip":
+			o.ip = p.value
+		case "jeos.exec":
+			o.exec = p.value
 		}
 	}
 	return o
+}
+
+// parseAddr checks a jeos.ip value: an IPv4 or IPv6 address with a
+// prefix length ("10.0.2.1/24"), host bits kept; it returns it in
+// canonical form, ready for `ip addr add`.
+func parseAddr(s string) (string, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return "", fmt.Errorf("jeos.ip=%q: want ADDR/PREFIX: %w", s, err)
+	}
+	if p.Addr().Zone() != "" {
+		return "", fmt.Errorf("jeos.ip=%q: a zone is not allowed", s)
+	}
+	return p.String(), nil
 }
 
 // param is one kernel command-line parameter.

@@ -21,6 +21,7 @@ func hostSystem() *system {
 		pid:        os.Getpid(),
 		readFile:   os.ReadFile,
 		glob:       filepath.Glob,
+		command:    runCommand,
 		mountBasic: mountBasic,
 		releaseTTY: releaseTTY,
 		loadModule: loadModule,

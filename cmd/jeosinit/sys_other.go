@@ -23,6 +23,7 @@ func hostSystem() *system {
 		pid:        os.Getpid(),
 		readFile:   os.ReadFile,
 		glob:       filepath.Glob,
+		command:    runCommand,
 		mountBasic: func() error { return errNotLinux },
 		releaseTTY: func() error { return nil },
 		loadModule: func(string) error { return errNotLinux },

@@ -21,6 +21,8 @@ import (
 var UrootCommands = []string{
 	"init", "gosh", "ls", "cat", "dmesg", "ip", "insmod", "mount",
 	"uname", "echo", "sync", "ps",
+	// For network checks (jeos.exec): two guests on one switch.
+	"ping", "netcat", "md5sum", "dd", "sleep",
 }
 
 // Fixed parts of the initramfs recipe.
