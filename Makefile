@@ -13,7 +13,8 @@
 #   make bench      boot figures (build/juice bench), VM-exit figures of the
 #                   bench guest under juice and plain QEMU (juice bench --vm),
 #                   the JeOS guest's boot to user space under juice and
-#                   directly on QEMU (juice bench --jeos) and Go
+#                   directly on QEMU (juice bench --jeos), virtio-blk
+#                   throughput against QEMU's own (juice bench --blk) and Go
 #                   micro-benchmarks
 #   make clean      remove build/
 
@@ -103,6 +104,7 @@ bench: setup build guests jeos
 	$(BUILD)/juice bench --runs $(RUNS) || status=$$?; \
 	$(BUILD)/juice bench --vm --runs $(RUNS) --guest $(GUESTS)/bench.elf || status=$$?; \
 	$(BUILD)/juice bench --jeos --runs $(JEOS_RUNS) --jeos-dir $(JEOS) || status=$$?; \
+	$(BUILD)/juice bench --blk --runs $(JEOS_RUNS) --jeos-dir $(JEOS) || status=$$?; \
 	pkgs=""; \
 	for d in $(BENCH_DIRS); do \
 		if [ -d "$$d" ] && [ -n "$$($(GO) list ./$$d/... 2>/dev/null)" ]; then pkgs="$$pkgs ./$$d/..."; fi; \

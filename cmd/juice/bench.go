@@ -27,6 +27,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	mem := fs.String("mem", "", "the machine's RAM (default 64M; 256M with --vm)")
 	vm := fs.Bool("vm", false, "measure VM exits with the bench guest, under juice and on plain QEMU")
 	guest := fs.String("guest", defaultBenchGuest, "with --vm: the bench guest")
+	blkMode := fs.Bool("blk", false, "virtio-blk throughput of the JeOS guest under juice and on QEMU's own virtio-blk")
 	jeosMode := fs.Bool("jeos", false, "time the JeOS guest's boot to user space under juice and directly on QEMU")
 	kinds := fs.String("kernels", "bzimage,pvh", "with --jeos: which kernel images to boot (bzimage, pvh)")
 	jeosDir := fs.String("jeos-dir", jeos.DefaultDir, "with --jeos: the JeOS build directory")
@@ -38,6 +39,13 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	if *runs < 1 {
 		fmt.Fprintln(stderr, "juice bench: --runs must be at least 1")
 		return 2
+	}
+	if *blkMode {
+		if *mem == "" {
+			*mem = "512M"
+		}
+		return cmdBenchBlk(jeosBenchConfig{runs: *runs, juice: *kernel, mem: *mem, vmMem: "256M", jeosDir: *jeosDir,
+			timeout: time.Duration(timeout)}, stdout, stderr)
 	}
 	if *jeosMode {
 		if *mem == "" {
