@@ -515,7 +515,7 @@ func TestBochsBoot(t *testing.T) {
 					t.Errorf("console %q", m.Console.Texts())
 				}
 			}, false},
-		{"halt", testkernel.Program{Output: "[    0.000001] halting\n", Action: testkernel.Halt}, 8 * time.Second,
+		{"halt", testkernel.Program{Output: "[    0.000001] halting\n", Action: testkernel.Halt}, 25 * time.Second,
 			func(t *testing.T, m *Machine, r Result) {
 				if r.Outcome != TimedOut || r.ExitCode() != ExitTimeout {
 					t.Errorf("result %+v, want timed out", r)
