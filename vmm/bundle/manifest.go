@@ -130,28 +130,9 @@ func (m Memory) Bytes() (uint64, error) {
 	if s == "" {
 		return 0, fmt.Errorf("memory is missing")
 	}
-	i := 0
-	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-		i++
-	}
-	if i == 0 {
-		return 0, fmt.Errorf("memory %q is not a size", s)
-	}
-	n, err := strconv.ParseUint(s[:i], 10, 64)
+	n, shift, err := splitSize(s)
 	if err != nil {
-		return 0, fmt.Errorf("memory %q is out of range", s)
-	}
-	var shift uint
-	switch strings.ToUpper(s[i:]) {
-	case "":
-	case "K", "KB", "KIB":
-		shift = 10
-	case "M", "MB", "MIB":
-		shift = 20
-	case "G", "GB", "GIB":
-		shift = 30
-	default:
-		return 0, fmt.Errorf("memory %q has an unknown unit (want K, M or G)", s)
+		return 0, fmt.Errorf("memory %v", err)
 	}
 	if n > MaxMemory>>shift {
 		return 0, fmt.Errorf("memory %q is more than %d GiB", s, MaxMemory>>30)
@@ -164,6 +145,33 @@ func (m Memory) Bytes() (uint64, error) {
 		return 0, fmt.Errorf("memory %q is not a multiple of 4 KiB", s)
 	}
 	return n, nil
+}
+
+// splitSize splits a size ("64M", "4096") into its number and the shift
+// its unit (K, M, G, with KB/KiB spellings) stands for.
+func splitSize(s string) (n uint64, shift uint, err error) {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return 0, 0, fmt.Errorf("%q is not a size", s)
+	}
+	if n, err = strconv.ParseUint(s[:i], 10, 64); err != nil {
+		return 0, 0, fmt.Errorf("%q is out of range", s)
+	}
+	switch strings.ToUpper(s[i:]) {
+	case "":
+	case "K", "KB", "KIB":
+		shift = 10
+	case "M", "MB", "MIB":
+		shift = 20
+	case "G", "GB", "GIB":
+		shift = 30
+	default:
+		return 0, 0, fmt.Errorf("%q has an unknown unit (want K, M or G)", s)
+	}
+	return n, shift, nil
 }
 
 // decodeManifest parses manifest.json strictly: unknown fields and
@@ -383,28 +391,9 @@ func validateDevices(vm string, d *ManifestDevices, files map[string]member) (*D
 
 // parseSize parses a size like Memory.Bytes but without RAM's limits.
 func parseSize(s string) (uint64, error) {
-	i := 0
-	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-		i++
-	}
-	if i == 0 {
-		return 0, fmt.Errorf("%q is not a size", s)
-	}
-	n, err := strconv.ParseUint(s[:i], 10, 64)
+	n, shift, err := splitSize(s)
 	if err != nil {
-		return 0, fmt.Errorf("%q is out of range", s)
-	}
-	var shift uint
-	switch strings.ToUpper(s[i:]) {
-	case "":
-	case "K", "KB", "KIB":
-		shift = 10
-	case "M", "MB", "MIB":
-		shift = 20
-	case "G", "GB", "GIB":
-		shift = 30
-	default:
-		return 0, fmt.Errorf("%q has an unknown unit (want K, M or G)", s)
+		return 0, err
 	}
 	if n > MaxDiskSize>>shift {
 		return 0, fmt.Errorf("%q is too large", s)
