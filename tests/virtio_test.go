@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,31 +78,31 @@ func TestVirtioMMIO(t *testing.T) {
 
 // TestVirtioDiskSurvivesReboot: what the guest writes to its disk and
 // syncs is still there after it reboots (the disk's back-end lives as
-// long as juice, not as long as one boot of the VM).
+// long as juice, not as long as one boot of the VM). The guest's boot
+// command decides by the disk's first bytes: on the first boot it writes
+// the marker, syncs and reboots; on the second it prints what it found
+// and powers off.
 func TestVirtioDiskSurvivesReboot(t *testing.T) {
 	img := JeOS(t)
-	// A 4 KiB disk image of printable lines (so that `cat /dev/vda` prints
-	// text, not NULs): the guest's writes go to its copy-on-write layer.
+	if img.Vmlinux == "" {
+		t.Skip("no vmlinux")
+	}
 	disk := filepath.Join(t.TempDir(), "disk.img")
 	if err := os.WriteFile(disk, []byte(strings.Repeat("juice-original-\n", 256)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	vm := jeosVM(img, img.Kernel, "console=ttyS0")
+	const mark = "juice-persist-4711"
+	read := "dd if=/dev/vda bs=18 count=1 2>/dev/null"
+	// No double quotes inside: the kernel's command-line quoting takes
+	// them. Unquoted, the first boot's bytes ("juice-original-\nj") split
+	// into two words and the test is false.
+	exec := "if [ $(" + read + ") = " + mark + " ]; then echo FOUND-$(" + read + "); else echo " + mark + " > /dev/vda; sync; echo WROTE; reboot; fi"
+	vm := jeosVM(img, img.Vmlinux, `console=ttyS0 jeos.exec="`+exec+`" `+jeos.PoweroffArg)
 	vm.Devices = &bundle.ManifestDevices{Disks: []bundle.ManifestDisk{{File: disk}}}
-	pr, pw := io.Pipe()
-	t.Cleanup(func() { pw.Close() })
-	r := BootVMs(t, launch.Config{Mem: "512M", Stdin: pr, Timeout: 6 * time.Minute}, vm)
-	in := console{t: t, w: pw}
-	r.ExpectMatch("the guest's ready marker with its disk", contains("devices=vda"))
-	shellCommand(t, r, in)
-	shellRun(t, r, in, "echo juice-persist-4711 > /dev/vda; sync; ", 90*time.Second, 10*time.Second)
-	shellExpect(t, r, in, "reboot", "juice: vm jeos: restarting (boot 2)", 90*time.Second, 15*time.Second)
-	l, err := r.M.Console.Wait(r.ctx, r.next, contains("devices=vda"))
-	if err != nil {
-		r.fail("the ready marker after the reboot", err)
-	}
-	r.next = l.Index + 1
-	shellCommand(t, r, in)
-	shellExpect(t, r, in, "cat /dev/vda", "[jeos] juice-persist-4711", 90*time.Second, 15*time.Second)
-	shellExpect(t, r, in, "poweroff", "juice: vm jeos: exited with status 0", 90*time.Second, 15*time.Second)
+	r := BootVMs(t, launch.Config{Mem: "512M", Timeout: 6 * time.Minute}, vm)
+	r.Expect("[jeos] WROTE")
+	r.ExpectNext("juice: vm jeos: restarting (boot 2)")
+	r.ExpectNext("[jeos] FOUND-" + mark)
+	r.ExpectNext("juice: vm jeos: exited with status 0")
+	r.ExpectExit(0)
 }
