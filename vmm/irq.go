@@ -99,9 +99,8 @@ func (vm *VM) deliver(v *VCPU) {
 		want = c.irqPending()
 	}
 	if vm.plat != nil {
-		if _, ok := vm.plat.Pending(v); ok {
+		if vec, ok := vm.plat.Pending(v); ok {
 			if !v.HasPending && v.backend.CanInjectInterrupt(v) {
-				vec, _ := vm.plat.Pending(v)
 				vm.plat.Ack(v, vec)
 				v.Pending = Event{Kind: EventExtInt, Vector: vec}
 				v.HasPending = true
