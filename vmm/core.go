@@ -51,8 +51,17 @@ const (
 // (#DF, #TS, #NP, #SS, #GP, #PF, #AC, #CP, #VC, #SX).
 const errCodeVectors = 1<<8 | 1<<10 | 1<<11 | 1<<12 | 1<<13 | 1<<14 | 1<<17 | 1<<21 | 1<<29 | 1<<30
 
-// decodeCacheSize is how many decoded MMIO instructions each vCPU keeps.
-const decodeCacheSize = 8
+// The MMIO decode cache: decodeSets sets of decodeWays entries, the set
+// chosen by the first fetched bytes. A guest's drivers touch MMIO from a
+// few dozen instruction sites (Linux's virtio and APIC accessors); each
+// miss runs x86asm.Decode, which allocates, so the cache must hold them
+// all.
+const (
+	decodeSets      = 16
+	decodeWays      = 4
+	decodeCacheSize = decodeSets * decodeWays
+	decodeHashBytes = 4 // fetched bytes that choose the set
+)
 
 // vcpuCore is the core's private per-vCPU state. Only the vCPU's own loop
 // touches it, except irr (any goroutine sets bits) and wake (any goroutine
@@ -90,9 +99,21 @@ type vcpuCore struct {
 	// decode caches decoded MMIO instructions; next is the slot the
 	// next miss replaces.
 	decode     [decodeCacheSize]decodeEntry
-	decodeNext uint8
+	decodeNext uint64                // decodes so far (misses)
+	decodeWay  [decodeSets]uint8     // next way each set replaces
 	// fetch holds the instruction bytes fetched at RIP for this exit.
 	fetch [15]byte
+
+	// dump is a pending state-dump request (RequestDump), taken by the
+	// vCPU's own loop.
+	dump atomic.Pointer[DumpFunc]
+	// haltPolls counts the halt loop's iterations; haltSleep is the
+	// sleep it last asked its timer for (ns; 0: none, -1: waiting for a
+	// wake-up alone) and haltAt when (by the VM's clock). Statistics for
+	// the state dump.
+	haltPolls uint64
+	haltSleep int64
+	haltAt    int64
 }
 
 // init sets up the channel and the timer (setup time: allocates).
@@ -154,6 +175,7 @@ func (v *VCPU) Reset() {
 		v.c.timer.Stop()
 	}
 	v.c.decode = [decodeCacheSize]decodeEntry{}
+	v.c.decodeWay = [decodeSets]uint8{}
 }
 
 // syncSRegs makes v.SRegs current (asks the backend once per exit).

@@ -201,12 +201,26 @@ func (vm *VM) decodeMMIO(v *VCPU, mode, n int, ff *fault) (*mmioOp, bool) {
 			v.ID, inst.String(), v.Regs.RIP, v.Exit.GPA)
 		return nil, false
 	}
-	return v.c.storeDecode(mode, v.c.fetch[:op.len], op), true
+	return v.c.storeDecode(mode, n, v.c.fetch[:op.len], op), true
+}
+
+// decodeSet picks the cache set for the n fetched bytes: a hash of the
+// first decodeHashBytes of them (fewer when fewer were fetched). Bytes
+// past a short instruction take part, so one instruction may sit in
+// several sets, once per site that follows it with different bytes;
+// lookups stay exact because entries compare the instruction's own bytes.
+func (c *vcpuCore) decodeSet(n int) int {
+	h := uint32(2166136261)
+	for i := 0; i < n && i < decodeHashBytes; i++ {
+		h = (h ^ uint32(c.fetch[i])) * 16777619
+	}
+	return int(h>>16) % decodeSets
 }
 
 // lookupDecode finds a cached decode of the n fetched bytes in mode.
 func (c *vcpuCore) lookupDecode(mode, n int) (*mmioOp, bool) {
-	for i := range c.decode {
+	set := c.decodeSet(n) * decodeWays
+	for i := set; i < set+decodeWays; i++ {
 		e := &c.decode[i]
 		if e.valid && int(e.mode) == mode && int(e.len) <= n && bytes.Equal(e.bytes[:e.len], c.fetch[:e.len]) {
 			return &e.op, true
@@ -215,9 +229,12 @@ func (c *vcpuCore) lookupDecode(mode, n int) (*mmioOp, bool) {
 	return nil, false
 }
 
-// storeDecode caches op, decoded from b in mode (round-robin replacement).
-func (c *vcpuCore) storeDecode(mode int, b []byte, op mmioOp) *mmioOp {
-	e := &c.decode[c.decodeNext%decodeCacheSize]
+// storeDecode caches op, decoded in mode from b, the first bytes of the n
+// fetched (round-robin replacement within the set).
+func (c *vcpuCore) storeDecode(mode, n int, b []byte, op mmioOp) *mmioOp {
+	s := c.decodeSet(n)
+	e := &c.decode[s*decodeWays+int(c.decodeWay[s]%decodeWays)]
+	c.decodeWay[s]++
 	c.decodeNext++
 	*e = decodeEntry{valid: true, mode: uint8(mode), len: uint8(len(b)), op: op}
 	copy(e.bytes[:], b)

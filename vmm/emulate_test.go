@@ -531,3 +531,28 @@ func TestEmulateBadDeviceAccess(t *testing.T) {
 	runMMIOCase(t, e, mmioCase{gpa: envDevGPA, setup: regs(func(r *Regs) { r.RSI, r.RDI = envDevGPA, 0x900fff }),
 		stop: "cannot emulate a page-straddling access to device memory"}, envCodeVA)
 }
+
+// TestDecodeCacheHoldsADriver: a driver's worth of distinct MMIO
+// instructions (24 sites, more than the old 8-entry cache held) all stay
+// cached: a second pass over them decodes nothing, so it allocates
+// nothing.
+func TestDecodeCacheHoldsADriver(t *testing.T) {
+	e := newLongEnv(t)
+	const sites = 24
+	pass := func() {
+		for i := 0; i < sites; i++ {
+			imm := uint32(i)*0x01030507 + 1
+			e.code(t, 0xc7, 0x00, byte(imm), byte(imm>>8), byte(imm>>16), byte(imm>>24)) // mov dword [rax], imm
+			runMMIOCase(t, e, mmioCase{gpa: envDevGPA, write: true, setup: regs(func(r *Regs) { r.RAX = envDevGPA }),
+				adv: 6, dev: &devAccess{0, 4, uint64(imm)}}, envCodeVA)
+		}
+	}
+	pass()
+	if e.v.c.decodeNext != sites {
+		t.Fatalf("%d decodes for %d new instructions", e.v.c.decodeNext, sites)
+	}
+	pass()
+	if e.v.c.decodeNext != sites {
+		t.Fatalf("%d decodes after a second pass over %d cached instructions: the cache evicted some", e.v.c.decodeNext, sites)
+	}
+}

@@ -142,6 +142,9 @@ func (vm *VM) halt(v *VCPU, rip uint64) {
 		return
 	}
 	for !vm.stopped() {
+		if c.dump.Load() != nil {
+			vm.takeDump(v, true)
+		}
 		vm.checkTimer(v)
 		vm.pollPlatform(v)
 		if c.irqPending() || vm.platPending(v) {
@@ -156,17 +159,21 @@ func (vm *VM) halt(v *VCPU, rip uint64) {
 				v.ID, rip)
 			return
 		}
+		c.haltPolls++
 		if !armed {
+			c.haltSleep, c.haltAt = -1, vm.clock()
 			<-c.wake
 			continue
 		}
 		// Sleep until the deadline by the VM's clock, or a wake-up. (The
 		// runtime timer may fire a little early by that clock: the loop
 		// then sleeps again for the rest.)
-		rem := deadline - vm.clock()
+		now := vm.clock()
+		rem := deadline - now
 		if rem <= 0 {
 			continue
 		}
+		c.haltSleep, c.haltAt = rem, now
 		c.timer.Reset(time.Duration(rem))
 		select {
 		case <-c.wake:

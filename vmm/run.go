@@ -37,6 +37,9 @@ func (vm *VM) RunVCPU(v *VCPU) StopReason {
 
 // step runs one guest entry and handles its exit.
 func (vm *VM) step(v *VCPU) {
+	if v.c.dump.Load() != nil {
+		vm.takeDump(v, false)
+	}
 	vm.checkTimer(v)
 	vm.pollPlatform(v)
 	vm.deliver(v)

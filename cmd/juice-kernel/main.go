@@ -20,7 +20,7 @@ var version = "dev"
 func main() {
 	kernel.MainStarted()
 	log.SetFlags(0)
-	log.SetOutput(kernel.LogWriter{})
+	log.SetOutput(console.Through(kernel.LogWriter{}))
 	kernel.Banner(version)
 	log.Printf("boot: stages %v", kernel.BootMarks())
 	switch kernel.TestMode() {

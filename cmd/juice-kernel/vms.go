@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -52,7 +51,11 @@ func runBundle(archive []byte) int {
 	}
 	results := make([]vmResult, len(b.VMs))
 	var wg sync.WaitGroup
-	input := newConsoleInput()
+	names := make([]string, len(b.VMs))
+	for i, spec := range b.VMs {
+		names[i] = spec.Name
+	}
+	input := newConsoleInput(names)
 	switches := map[string]*netswitch.Switch{}
 	// Every VM is built before any starts (a running vCPU would slow
 	// the others' construction down); a VM that cannot be built is
@@ -81,10 +84,11 @@ func runBundle(archive []byte) int {
 		wg.Add(1)
 		go func(i int, spec bundle.VMSpec) {
 			defer wg.Done()
-			results[i] = runVM(spec, vms[i].vm, vms[i].pc, vms[i].devs, be, input, i == 0)
+			results[i] = runVM(spec, vms[i].vm, vms[i].pc, vms[i].devs, be, input)
 		}(i, spec)
 	}
 	go input.poll()
+	go input.flushIdle()
 	wg.Wait()
 	first := results[0]
 	if first.reason != vmm.Exited {
@@ -100,8 +104,8 @@ const maxQuickResets = 20
 // runVM runs one VM (built for its first boot), building and starting it
 // again from its images each time the guest resets (reboots) it, and
 // returns how it finally ended.
-// The first VM of the bundle gets the console's input.
-func runVM(spec bundle.VMSpec, vm *vmm.VM, pc *platform.PC, devs *platform.Devices, be vmm.Backend, input *consoleInput, console bool) vmResult {
+// input learns of each boot (for console input and the escape keys).
+func runVM(spec bundle.VMSpec, vm *vmm.VM, pc *platform.PC, devs *platform.Devices, be vmm.Backend, input *consoleInput) vmResult {
 	quick := 0
 	for boot := 1; ; boot++ {
 		if boot > 1 {
@@ -116,17 +120,13 @@ func runVM(spec bundle.VMSpec, vm *vmm.VM, pc *platform.PC, devs *platform.Devic
 		} else {
 			log.Printf("juice: vm %s: restarting (boot %d)", spec.Name, boot)
 		}
-		if console {
-			input.attach(pc)
-		}
+		input.live(spec.Name, vm, pc)
 		start := vm.Now()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		reason, status, msg := vm.Run()
 		runtime.ReadMemStats(&after)
-		if console {
-			input.attach(nil)
-		}
+		input.live(spec.Name, nil, nil)
 		r := vmResult{name: vm.Name, reason: reason, status: status, msg: msg, mallocs: after.Mallocs - before.Mallocs}
 		report(r, vm)
 		ran := vm.Now() - start
@@ -209,7 +209,7 @@ func report(r vmResult, vm *vmm.VM) {
 // scratch MMIO test device (README's "Guest platform").
 func buildVM(spec bundle.VMSpec, devs *platform.Devices, be vmm.Backend) (*vmm.VM, *platform.PC, error) {
 	var vm *vmm.VM
-	watch := platform.NewPanicWatcher(devices.PrefixWriter("["+spec.Name+"] ", os.Stdout), func(reason string) {
+	watch := platform.NewPanicWatcher(console.Stream("["+spec.Name+"] "), func(reason string) {
 		vm.Stop(vmm.Panicked, -1, "guest kernel panic: "+reason)
 	})
 	vm, err := vmm.New(vmm.Config{
@@ -319,40 +319,6 @@ func deviceBackends(spec bundle.VMSpec, switches map[string]*netswitch.Switch) *
 		out.Console = io.Discard // replaced by the VM's console stream in buildVM
 	}
 	return out
-}
-
-// consoleInput feeds what the user types on juice's console to one VM's
-// COM1 (the bundle's first VM), polling the console UART.
-type consoleInput struct {
-	mu sync.Mutex
-	pc *platform.PC
-}
-
-func newConsoleInput() *consoleInput { return &consoleInput{} }
-
-// attach directs input to pc's COM1 (nil: input is dropped).
-func (c *consoleInput) attach(pc *platform.PC) {
-	c.mu.Lock()
-	c.pc = pc
-	c.mu.Unlock()
-}
-
-// poll moves console input to the attached VM every few milliseconds
-// (juice's console UART raises no interrupt).
-func (c *consoleInput) poll() {
-	var buf [256]byte
-	for {
-		n := kernel.ConsoleRead(buf[:])
-		if n > 0 {
-			c.mu.Lock()
-			if c.pc != nil {
-				c.pc.UART().Feed(buf[:n])
-			}
-			c.mu.Unlock()
-			continue
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 var (

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"juice/vmm"
 )
@@ -205,4 +206,61 @@ func TestExitPort(t *testing.T) {
 		t.Errorf("stop codes = %#x, want %#x", codes, want)
 	}
 	NewExitPort(nil).Out(0, 1, 1) // no stop function: ignored
+}
+
+// TestConsolePartialLines: a quiet stream's partial line (a prompt) is
+// shown unterminated and continued by its next bytes; another stream or
+// juice's own message ends it first, and its rest then starts a prefixed
+// line; a stream still writing is not flushed.
+func TestConsolePartialLines(t *testing.T) {
+	w := &recWriter{}
+	c := NewConsole(w)
+	clock := time.Unix(0, 0)
+	c.now = func() time.Time { return clock }
+	a, b := c.Stream("[a] "), c.Stream("[b] ")
+	if c.Stream("[a] ") != a {
+		t.Fatal("a second Stream call with the same prefix made a new stream")
+	}
+	a.Write([]byte("$ "))
+	c.FlushIdle(50 * time.Millisecond)
+	if len(w.writes) != 0 {
+		t.Fatalf("flushed a stream that just wrote: %q", w.writes)
+	}
+	clock = clock.Add(60 * time.Millisecond)
+	c.FlushIdle(50 * time.Millisecond)
+	a.Write([]byte("ls"))
+	clock = clock.Add(60 * time.Millisecond)
+	c.FlushIdle(50 * time.Millisecond)
+	a.Write([]byte("\nbin\n"))
+	want := []string{"[a] $ ", "ls", "\n", "[a] bin\n"}
+	if strings.Join(w.writes, "|") != strings.Join(want, "|") {
+		t.Fatalf("writes %q, want %q", w.writes, want)
+	}
+
+	// Another stream interrupts an open line; the rest is re-prefixed.
+	w.writes = nil
+	a.Write([]byte("$ "))
+	clock = clock.Add(60 * time.Millisecond)
+	c.FlushIdle(50 * time.Millisecond)
+	b.Write([]byte("boot\n"))
+	a.Write([]byte("cat\n"))
+	c.Raw().Write([]byte("juice: hello\n"))
+	a.Write([]byte("x"))
+	clock = clock.Add(60 * time.Millisecond)
+	c.FlushIdle(50 * time.Millisecond)
+	c.Raw().Write([]byte("juice: bye\n"))
+	want = []string{"[a] $ ", "\n", "[b] boot\n", "[a] cat\n", "juice: hello\n", "[a] x", "\n", "juice: bye\n"}
+	if strings.Join(w.writes, "|") != strings.Join(want, "|") {
+		t.Fatalf("writes %q, want %q", w.writes, want)
+	}
+
+	// Flush ends an open line that has nothing more held.
+	w.writes = nil
+	a.Write([]byte("y"))
+	clock = clock.Add(60 * time.Millisecond)
+	c.FlushIdle(50 * time.Millisecond)
+	a.Flush()
+	if strings.Join(w.writes, "|") != "[a] y|\n" {
+		t.Fatalf("writes %q", w.writes)
+	}
 }

@@ -524,6 +524,15 @@ func (u *UART) flush() {
 	u.n = 0
 }
 
+// FlushPartial passes a partial line (bytes written since the last
+// newline) on to the writer without ending it: a prompt, or the echo of
+// what the user is typing, which would otherwise wait for its newline.
+func (u *UART) FlushPartial() {
+	u.mu.Lock()
+	u.flush()
+	u.mu.Unlock()
+}
+
 // Flush writes out a partial line (at VM stop), then flushes the writer if
 // it has a Flush() error method (as PrefixWriter's writer does).
 func (u *UART) Flush() error {

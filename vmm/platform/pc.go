@@ -479,3 +479,14 @@ func PVClockScale(tscHz uint64) (mul uint32, shift int8) {
 	q, _ := bits.Div64(hi, lo, den)
 	return uint32(q), shift
 }
+
+// DebugState describes the platform's interrupt wiring for juice's state
+// dump: each local APIC, the I/O APIC's live pins, the PICs and COM1.
+// Any goroutine; allocates.
+func (p *PC) DebugState() []string {
+	var out []string
+	for _, a := range p.lapics {
+		out = append(out, a.DebugString())
+	}
+	return append(out, p.ioapic.DebugString(), p.pic.DebugString(), p.uart.DebugString())
+}

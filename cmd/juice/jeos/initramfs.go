@@ -58,6 +58,14 @@ func urootArgs(out, stage string) []string {
 		"-uinitcmd=" + uinitCommand,
 		"-defaultsh=" + defaultShell,
 		"-skip-ldd",
+		// gosh without its full-screen line editor (bubbline): a plain
+		// "$ " prompt over the kernel's canonical tty mode. The editor's
+		// raw-mode redraws and terminal queries hang the shell now and
+		// then on a serial console (seen under load: the line echoed,
+		// Enter taken, the command never run); the tty's own line
+		// discipline (echo, backspace, ^U, ^C) is what a serial console
+		// user needs.
+		"-tags", "goshsmall",
 		"-files", filepath.Join(stage, guestModuleDir) + ":" + guestModuleDir,
 	}
 	for _, name := range sortedScriptNames() {
