@@ -251,3 +251,53 @@ func shellExpect(t *testing.T, r *Run, in console, cmd, want string, budget time
 	}
 	r.next = l.Index + 1
 }
+
+// TestJeOSConsoleCommands: juice's own command line on its console
+// (Ctrl-\ :) lists the bundle's VMs with their state, restarts a running
+// guest from its images and stops it; keys typed there never reach the
+// guest; juice ends when its last VM has stopped (status 125: the first
+// VM did not exit by itself).
+func TestJeOSConsoleCommands(t *testing.T) {
+	img := JeOS(t)
+	kernel := img.Vmlinux
+	if kernel == "" {
+		kernel = img.Kernel
+	}
+	r, in := bootJeOS(t, kernel, "console=ttyS0", 5*time.Minute)
+	r.ExpectMatch("the guest's ready marker", contains("[jeos] "+jeos.ReadyMarker))
+	cmd := func(line string) {
+		if _, err := io.WriteString(in.w, "\x1c:"+line+"\r"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd("list")
+	row := regexp.MustCompile(`juice: jeos +running +256 MiB +1 +1 +[0-9]+$`)
+	r.ExpectMatch("the list's row for the running VM", row.MatchString)
+	cmd("restart jeos")
+	r.ExpectNext("juice: vm jeos: restarted from juice's console")
+	r.ExpectNext("juice: vm jeos: restarting (boot 2)")
+	l, err := r.M.Console.Wait(r.ctx, r.next, contains("[jeos] "+jeos.ReadyMarker))
+	if err != nil {
+		r.fail("the ready marker after the restart", err)
+	}
+	r.next = l.Index + 1
+	shellCommand(t, r, in) // the guest still takes its own input
+	cmd("list")
+	row2 := regexp.MustCompile(`juice: jeos +running +256 MiB +1 +2 +[0-9]+$`)
+	l, err = r.M.Console.Wait(r.ctx, r.next, row2.MatchString)
+	if err != nil {
+		r.fail("the list's row after the restart (2 boots)", err)
+	}
+	r.next = l.Index + 1
+	cmd("stop jeos")
+	r.ExpectNext("juice: vm jeos: stopped (killed): stopped from juice's console")
+	res := r.Wait()
+	if !res.Exited() || res.Status != 125 {
+		t.Fatalf("run ended: %v; want juice to exit with status 125 once its only VM was stopped", res)
+	}
+	for _, l := range r.Texts() {
+		if strings.Contains(l, "[jeos]") && (strings.Contains(l, "restart jeos") || strings.Contains(l, "stop jeos")) {
+			t.Errorf("the guest saw juice's command line: %q", l)
+		}
+	}
+}

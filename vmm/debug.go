@@ -1,5 +1,7 @@
 package vmm
 
+import "sync/atomic"
+
 // State dumps: an operator (juice's console escape) or a test asks every
 // vCPU of a VM to describe itself. The description is taken on the
 // vCPU's own goroutine, where its registers are coherent: at the top of
@@ -78,4 +80,17 @@ func (vm *VM) takeDump(v *VCPU, halted bool) {
 		d.PlatIn = v.c.platNext - now
 	}
 	(*p)(v, d)
+}
+
+// ExitCount is the number of exits of all the VM's vCPUs so far, for
+// status displays. It reads the vCPUs' counters while they run: each
+// count is one aligned word, so the sum is at worst a few exits stale.
+func (vm *VM) ExitCount() uint64 {
+	var n uint64
+	for _, v := range vm.vcpus {
+		for i := range v.Exits {
+			n += atomic.LoadUint64(&v.Exits[i])
+		}
+	}
+	return n
 }

@@ -77,20 +77,53 @@ func runBundle(archive []byte) int {
 		}
 		vms[i].vm, vms[i].pc = vm, pc
 	}
+	var resMu sync.Mutex
+	run := func(i int, vm *vmm.VM, pc *platform.PC) {
+		defer wg.Done()
+		spec := b.VMs[i]
+		r := runVM(spec, vm, pc, vms[i].devs, be, input)
+		resMu.Lock()
+		results[i] = r
+		resMu.Unlock()
+		input.ended(spec.Name, endState(r))
+	}
 	for i, spec := range b.VMs {
+		input.describe(spec.Name, spec.MemBytes, spec.VCPUs)
 		if vms[i].vm == nil {
+			input.ended(spec.Name, "not built: "+results[i].msg)
 			continue
 		}
+		input.active(spec.Name, true)
 		wg.Add(1)
-		go func(i int, spec bundle.VMSpec) {
-			defer wg.Done()
-			results[i] = runVM(spec, vms[i].vm, vms[i].pc, vms[i].devs, be, input)
-		}(i, spec)
+		go run(i, vms[i].vm, vms[i].pc)
 	}
+	// `start NAME` on juice's command line runs a stopped VM again (while
+	// juice still runs: it ends when every VM has stopped).
+	input.setStart(func(name string) error {
+		for i, spec := range b.VMs {
+			if spec.Name != name {
+				continue
+			}
+			if !input.active(name, true) {
+				return fmt.Errorf("vm %s is running", name)
+			}
+			vm, pc, err := buildVM(spec, vms[i].devs, be)
+			if err != nil {
+				input.active(name, false)
+				return err
+			}
+			wg.Add(1)
+			go run(i, vm, pc)
+			return nil
+		}
+		return fmt.Errorf("no VM %q", name)
+	})
 	go input.poll()
 	go input.flushIdle()
 	wg.Wait()
+	resMu.Lock()
 	first := results[0]
+	resMu.Unlock()
 	if first.reason != vmm.Exited {
 		return 125
 	}
@@ -148,6 +181,17 @@ func runVM(spec bundle.VMSpec, vm *vmm.VM, pc *platform.PC, devs *platform.Devic
 	}
 }
 
+// endState is how a VM's run ended, for juice's command-line list.
+func endState(r vmResult) string {
+	switch r.reason {
+	case vmm.Exited:
+		return fmt.Sprintf("exited (status %d)", r.status)
+	case vmm.Killed:
+		return "stopped"
+	}
+	return r.reason.String()
+}
+
 // report prints one VM's end on juice's console.
 func report(r vmResult, vm *vmm.VM) {
 	// The core's messages name the VM already; say it once.
@@ -160,7 +204,11 @@ func report(r vmResult, vm *vmm.VM) {
 			log.Printf("juice: vm %s: exited with status %d", r.name, r.status)
 		}
 	case vmm.Reset:
-		log.Printf("juice: vm %s: the guest reset the machine (reboot)", r.name)
+		if strings.Contains(r.msg, "juice's console") {
+			log.Printf("juice: vm %s: %s", r.name, r.msg)
+		} else {
+			log.Printf("juice: vm %s: the guest reset the machine (reboot)", r.name)
+		}
 	case vmm.Panicked:
 		log.Printf("juice: vm %s: stopped: %s", r.name, r.msg)
 	case vmm.Shutdown:
