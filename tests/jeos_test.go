@@ -13,6 +13,7 @@ import (
 
 	"juice/cmd/juice/jeos"
 	"juice/cmd/juice/launch"
+	"juice/vmm/bundle"
 )
 
 // The JeOS tests boot Debian's stock kernel with the JeOS initramfs (built
@@ -300,4 +301,38 @@ func TestJeOSConsoleCommands(t *testing.T) {
 			t.Errorf("the guest saw juice's command line: %q", l)
 		}
 	}
+}
+
+// TestJeOSHvc0Shell: a JeOS guest with a virtio console keeps a shell on
+// hvc0 beside the one on COM1; Ctrl-\ n moves juice's console input to
+// hvc0, a command typed there runs with hvc0 as its terminal and its
+// output comes back in the VM's stream; Ctrl-\ n again returns to COM1,
+// where poweroff ends the VM.
+func TestJeOSHvc0Shell(t *testing.T) {
+	img := JeOS(t)
+	kernel := img.Vmlinux
+	if kernel == "" {
+		kernel = img.Kernel
+	}
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.Close() })
+	vm := jeosVM(img, kernel, "console=ttyS0")
+	vm.Devices = &bundle.ManifestDevices{Console: true}
+	r := BootVMs(t, launch.Config{Mem: "512M", Stdin: pr, Timeout: 5 * time.Minute}, vm)
+	in := console{t: t, w: pw}
+	r.ExpectMatch("the guest's ready marker with hvc0", func(s string) bool {
+		return strings.Contains(s, "[jeos] "+jeos.ReadyMarker) && strings.Contains(s, "vport")
+	})
+	io.WriteString(pw, "\x1cn")
+	r.ExpectNext("juice: console input goes to vm jeos virtio console (hvc0)")
+	fd0 := regexp.MustCompile(`^\[jeos\] .*-> /dev/hvc0\s*$`)
+	// The hvc0 shell may still be starting: what is typed waits in the
+	// virtio console's input buffer and the tty.
+	in.typeLine("ls -l /proc/self/fd/0")
+	r.ExpectMatch("the hvc0 shell's answer", fd0.MatchString)
+	io.WriteString(pw, "\x1cn")
+	r.ExpectNext("juice: console input goes to vm jeos COM1 (ttyS0)")
+	shellCommand(t, r, in)
+	shellExpect(t, r, in, "poweroff", "juice: vm jeos: exited with status 0: guest powered off (ACPI S5)", 90*time.Second)
+	r.ExpectExit(0)
 }
