@@ -61,7 +61,9 @@ func TestHostDisk(t *testing.T) {
 	if !strings.Contains(vda, " mem64 pref ") || !strings.Contains(vda, " msix 2") {
 		t.Errorf("virtio-blk line %q lacks its 64-bit BAR or MSI-X", vda)
 	}
-	r.Expect(`hostdisk: vda 00:04.0 65536 sectors (32 MiB), block 512, write cache (flush), serial "data-disk"`)
+	if l := r.Expect(`hostdisk: vda 00:04.0 65536 sectors (32 MiB), block 512, write cache (flush), serial "data-disk"`); !strings.HasSuffix(l, "registers by MMIO") {
+		t.Errorf("%q: want the registers mapped and reached by MMIO (kernel.MapDevice)", l)
+	}
 	r.Expect("hostdisk: vda: MBR with 1 partition")
 	r.Expect(`hostdisk: vdb 00:05.0 16384 sectors (8 MiB), block 512, write cache (flush), serial "juice-scratch"`)
 	r.Expect("hostdisk: vdb: no partition table")

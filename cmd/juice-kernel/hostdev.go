@@ -41,11 +41,10 @@ const (
 	scratchBytes          = 96 << 10
 )
 
-// mapDevice, when set, maps device registers at physical [pa, pa+n)
-// uncached into the direct map. The kernel does not offer that yet: until
-// it does (set this to it), BARs outside the ranges the firmware's memory
-// map lists are reached through virtio's configuration access capability.
-var mapDevice func(pa, n uint64) error
+// mapDevice maps device registers at physical [pa, pa+n) uncached into
+// the direct map (nil: BARs outside the ranges the firmware's memory map
+// lists are reached through virtio's configuration access capability).
+var mapDevice = kernel.MapDevice
 
 // hostPorts are the port-I/O primitives for the legacy configuration
 // mechanism and I/O BARs.
