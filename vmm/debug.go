@@ -16,7 +16,10 @@ type DumpFunc func(v *VCPU, d VCPUDump)
 
 // VCPUDump is what a vCPU reports when asked for its state.
 type VCPUDump struct {
-	Halted     bool
+	Halted bool
+	// WaitSIPI: the vCPU waits for a STARTUP IPI (an application
+	// processor not started yet, or stopped by an INIT).
+	WaitSIPI   bool
 	RIP, RSP   uint64
 	RFLAGS     uint64
 	CR0, CR3   uint64
@@ -60,7 +63,7 @@ func (vm *VM) takeDump(v *VCPU, halted bool) {
 	}
 	v.syncSRegs()
 	d := VCPUDump{
-		Halted: halted, RIP: v.Regs.RIP, RSP: v.Regs.RSP, RFLAGS: v.Regs.RFLAGS,
+		Halted: halted, WaitSIPI: v.c.mp.Load()&mpWaitSIPI != 0, RIP: v.Regs.RIP, RSP: v.Regs.RSP, RFLAGS: v.Regs.RFLAGS,
 		CR0: v.SRegs.CR0, CR3: v.SRegs.CR3, CR4: v.SRegs.CR4, EFER: v.SRegs.EFER,
 		LastExit: v.Exit.Reason, HasPending: v.HasPending, Pending: v.Pending,
 		WindowOn: v.c.windowOn, TimerArmed: v.c.timerArmed, PlatArmed: v.c.platArmed,

@@ -30,6 +30,10 @@ import (
 // was not started.
 func (vm *VM) RunVCPU(v *VCPU) StopReason {
 	for !vm.stopped() {
+		if v.c.mp.Load() != 0 {
+			vm.mpWait(v) // an INIT, a STARTUP, or waiting for one
+			continue
+		}
 		vm.step(v)
 	}
 	return StopReason(vm.state.Load())
@@ -54,6 +58,12 @@ func (vm *VM) step(v *VCPU) {
 	v.RunTicks += t1 - t0
 	if r := v.Exit.Reason; int(r) < len(v.HandleTicks) {
 		v.HandleTicks[r] += vm.hostTSC() - t1
+	}
+	if v.c.yield {
+		// After the accounting: the time other goroutines run is not
+		// this exit's.
+		v.c.yield = false
+		runtime.Gosched()
 	}
 }
 
@@ -113,7 +123,7 @@ func (vm *VM) dispatch(v *VCPU) {
 		if n, ok := vm.instrLen(v); ok {
 			vm.advance(v, n)
 		}
-		runtime.Gosched() // a spinning guest: let other goroutines run
+		v.Yield() // a spinning guest: let other goroutines run
 	case ExitException:
 		// Intercepted guest exceptions (#AC, #DB: intercepted so that a
 		// guest cannot loop the CPU in microcode delivering them) go back
@@ -145,6 +155,12 @@ func (vm *VM) dispatch(v *VCPU) {
 			v.ID, r, e.Raw, e.Info1, e.Info2, v.Regs.RIP)
 	}
 }
+
+// Yield asks v's loop to give up the host CPU to other goroutines (other
+// vCPUs, device work) once the current exit is handled, as it does after
+// a PAUSE exit. The platform calls it on v's goroutine, from the exit
+// path (an IPI v sent to another vCPU). Allocation-free.
+func (v *VCPU) Yield() { v.c.yield = true }
 
 // otherVendorHypercall reports whether the #UD in v.Exit came from VMCALL
 // (0F 01 C1) or VMMCALL (0F 01 D9) at RIP: the hypercall instruction of
