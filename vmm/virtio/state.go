@@ -2,6 +2,7 @@ package virtio
 
 import (
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -67,6 +68,10 @@ type State struct {
 
 	anyPending atomic.Bool // some queue has pending set
 
+	// fails counts the device's NEEDS_RESET failures over its life (a
+	// reset does not clear it); it bounds Fail's logging.
+	fails uint64
+
 	// Per-queue notification counters (Kick, Interrupt): cumulative,
 	// never reset, read with Notifications.
 	kicks, irqs []atomic.Uint64
@@ -81,6 +86,12 @@ var _ Env = (*State)(nil)
 // maxWarnings bounds protocol-violation log lines per device reset, so a
 // hostile driver cannot flood the log.
 const maxWarnings = 8
+
+// maxFailLogs is how many NEEDS_RESET reasons a device logs over its
+// whole life; after that only the 2^k-th failures are (with their
+// count), so a guest that loops "reset, break the ring" cannot flood
+// juice's console.
+const maxFailLogs = 16
 
 // NewState wraps device d for a VM with RAM mem. irq, if not nil, is
 // called for every notification the device raises (IRQQueue with the
@@ -830,12 +841,22 @@ func (s *State) Fail(reason string) {
 	if signal {
 		s.isr |= ISRConfig
 	}
+	if !already {
+		s.fails++
+	}
+	n := s.fails
 	s.mu.Unlock()
 	if already {
 		return
 	}
 	if s.log != nil {
-		s.log(s.name + ": device needs reset: " + reason)
+		switch {
+		case n <= maxFailLogs:
+			s.log(s.name + ": device needs reset: " + reason)
+		case n&(n-1) == 0:
+			s.log(s.name + ": device needs reset: " + reason + " (failure " + strconv.FormatUint(n, 10) +
+				"; from now on only every power-of-two-th failure is logged)")
+		}
 	}
 	if signal {
 		s.updateLine()
