@@ -7,26 +7,35 @@ package main
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log"
 
 	"juice/cpu"
 	"juice/drivers/acpi"
+	"juice/drivers/partition"
 	"juice/drivers/pci"
 	"juice/drivers/portio"
 	"juice/drivers/virtio"
 	"juice/kernel"
 	"juice/mm/phys"
 	"juice/vmm"
+	vblk "juice/vmm/virtio/blk"
 )
 
 // hostDisk is a virtio block device juice drives.
 type hostDisk struct {
-	name string // vda, vdb, ...
-	fn   pci.Function
-	blk  *virtio.Blk
+	name   string // vda, vdb, ...
+	fn     pci.Function
+	blk    *virtio.Blk
+	size   uint64 // bytes
+	block  uint32 // logical block size: regions start and end on one
+	ro     bool
+	table  *partition.Table // nil when it could not be read (tblErr)
+	tblErr error
+	// region opens bytes [off, off+size) as a guest disk's back-end
+	// (blk.Region; a seam for tests).
+	region func(off, size uint64, ro bool) (vblk.Backend, error)
 }
 
 // hostDisks are the disks hostDevices brought up.
@@ -129,7 +138,8 @@ func openDisk(h *vmm.Host, cs pci.ConfigSpace, f *pci.Function, name string) (*h
 	if err != nil {
 		return nil, err
 	}
-	d := &hostDisk{name: name, fn: *f, blk: b}
+	d := &hostDisk{name: name, fn: *f, blk: b, size: b.Size(), block: b.BlockSize(), ro: b.ReadOnly(),
+		region: func(off, size uint64, ro bool) (vblk.Backend, error) { return b.Region(off, size, ro) }}
 	serial, err := b.ID()
 	if err != nil {
 		serial = "?"
@@ -143,11 +153,19 @@ func openDisk(h *vmm.Host, cs pci.ConfigSpace, f *pci.Function, name string) (*h
 	}
 	log.Printf("hostdisk: %s %v %d sectors (%d MiB), block %d%s, serial %q, registers %s",
 		name, f.Addr, b.Capacity(), b.Size()>>20, b.BlockSize(), feats, serial, how)
-	label, err := partitionLabel(b)
-	if err != nil {
-		log.Printf("hostdisk: %s: reading sector 0: %v", name, err)
+	d.table, d.tblErr = partition.Read(b, b.Size(), b.BlockSize())
+	if d.tblErr != nil {
+		log.Printf("hostdisk: %s: partition table: %v", name, d.tblErr)
 	} else {
-		log.Printf("hostdisk: %s: %s", name, label)
+		log.Printf("hostdisk: %s: %s", name, d.table.Summary())
+		for _, p := range d.table.Partitions {
+			var label string
+			if p.Name != "" {
+				label = fmt.Sprintf(" %q", p.Name)
+			}
+			log.Printf("hostdisk: %s%d: sectors %d-%d (%d MiB), type %s%s", name, p.Number,
+				p.Offset/virtio.SectorSize, p.End()/virtio.SectorSize-1, p.Size>>20, p.Type, label)
+		}
 	}
 	if kernel.SelftestMode() && serial == selftestScratchSerial {
 		if err := scratchTest(b); err != nil {
@@ -260,31 +278,6 @@ func pageMapped(mem *phys.Mem, va uint64) (size uint64, ok bool) {
 		table = e & addrMask
 	}
 	return 0, false
-}
-
-// partitionLabel reads sector 0 and names the partition table it holds.
-func partitionLabel(b *virtio.Blk) (string, error) {
-	var s [virtio.SectorSize]byte
-	if _, err := b.ReadAt(s[:], 0); err != nil {
-		return "", err
-	}
-	if s[510] != 0x55 || s[511] != 0xAA {
-		return "no partition table", nil
-	}
-	n := 0
-	for i := 0; i < 4; i++ {
-		e := s[446+16*i:]
-		if e[4] == 0xEE {
-			return "GPT (protective MBR)", nil
-		}
-		if e[4] != 0 && binary.LittleEndian.Uint32(e[12:]) != 0 {
-			n++
-		}
-	}
-	if n == 1 {
-		return "MBR with 1 partition", nil
-	}
-	return fmt.Sprintf("MBR with %d partitions", n), nil
 }
 
 // scratchPattern fills p with the self-test's pattern: each sector says
