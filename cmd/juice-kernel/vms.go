@@ -61,14 +61,20 @@ func runBundle(archive []byte) int {
 	// the others' construction down); a VM that cannot be built is
 	// reported and left out.
 	type built struct {
-		vm   *vmm.VM
-		pc   *platform.PC
-		devs *platform.Devices
+		vm     *vmm.VM
+		pc     *platform.PC
+		devs   *platform.Devices
+		devErr error // the devices' back-ends could not be made
 	}
 	vms := make([]built, len(b.VMs))
 	for i, spec := range b.VMs {
 		results[i] = vmResult{name: spec.Name, reason: vmm.Error, status: -1}
-		vms[i].devs = deviceBackends(spec, switches)
+		vms[i].devs, vms[i].devErr = deviceBackends(spec, switches)
+		if err := vms[i].devErr; err != nil {
+			log.Printf("juice: vm %s: %v", spec.Name, err)
+			results[i].msg = err.Error()
+			continue
+		}
 		vm, pc, err := buildVM(spec, vms[i].devs, be)
 		if err != nil {
 			log.Printf("juice: vm %s: %v", spec.Name, err)
@@ -103,6 +109,9 @@ func runBundle(archive []byte) int {
 		for i, spec := range b.VMs {
 			if spec.Name != name {
 				continue
+			}
+			if vms[i].devErr != nil {
+				return vms[i].devErr
 			}
 			if !input.active(name, true) {
 				return fmt.Errorf("vm %s is running", name)
@@ -334,20 +343,30 @@ func buildVM(spec bundle.VMSpec, devs *platform.Devices, be vmm.Backend) (*vmm.V
 // deviceBackends makes the back-ends of a VM's virtio devices: they live
 // as long as juice does, so that a guest's disk writes survive its
 // reboots, and the networks are shared by name among the bundle's VMs.
-func deviceBackends(spec bundle.VMSpec, switches map[string]*netswitch.Switch) *platform.Devices {
+// Disks on host disks are claimed here (hostdisk.go); a VM whose host
+// disk regions are missing, out of range or taken gets an error and no
+// back-ends.
+func deviceBackends(spec bundle.VMSpec, switches map[string]*netswitch.Switch) (*platform.Devices, error) {
 	d := spec.Devices
 	if d == nil {
-		return nil
+		return nil, nil
+	}
+	onHost, err := claimHostDisks(spec.Name, d.Disks)
+	if err != nil {
+		return nil, err
 	}
 	out := &platform.Devices{MMIO: d.Transport == "mmio"}
-	for _, disk := range d.Disks {
+	for i, disk := range d.Disks {
 		var be blk.Backend
-		if disk.Image != nil {
+		switch {
+		case disk.Host != "":
+			be = onHost[i] // read-only already when the disk is
+		case disk.Image != nil:
 			be = blk.NewOverlay(disk.Image, int64(disk.Size))
-		} else {
+		default:
 			be = blk.NewRAMDisk(int64(disk.Size))
 		}
-		if disk.ReadOnly {
+		if disk.ReadOnly && disk.Host == "" {
 			be = blk.NewReadOnly(be)
 		}
 		out.Disks = append(out.Disks, platform.Disk{Backend: be, Serial: disk.Serial})
@@ -366,7 +385,7 @@ func deviceBackends(spec bundle.VMSpec, switches map[string]*netswitch.Switch) *
 	if d.Console {
 		out.Console = io.Discard // replaced by the VM's console stream in buildVM
 	}
-	return out
+	return out, nil
 }
 
 var (
