@@ -259,6 +259,26 @@ func report(r vmResult, vm *vmm.VM) {
 	log.Printf("juice: vm %s: exits by reason (count, time handling them; HLT's is idle time):%s", r.name, b.String())
 	log.Printf("juice: vm %s: time in guest entry (guest code and world switches) %d ms, handling exits other than HLT %d ms, halted %d ms",
 		r.name, us(run)/1000, us(handled)/1000, us(ticks[vmm.ExitHLT])/1000)
+	if pc, ok := vm.Platform().(*platform.PC); ok {
+		if stats := pc.VirtioStats(); len(stats) > 0 {
+			b.Reset()
+			seen := map[string]int{}
+			for i, st := range stats {
+				if i > 0 {
+					b.WriteString(";")
+				}
+				fmt.Fprintf(&b, " %s%d", st.Type, seen[st.Type])
+				seen[st.Type]++
+				for q := range st.Kicks {
+					fmt.Fprintf(&b, " q%d %d/%d", q, st.Kicks[q], st.Interrupts[q])
+				}
+				if n := st.Net; n != nil {
+					fmt.Fprintf(&b, " (frames sent %d, received %d; dropped sending %d, receiving %d)", n.TxFrames, n.RxFrames, n.TxDropped, n.RxDropped)
+				}
+			}
+			log.Printf("juice: vm %s: notifications per device queue (driver kicks/device interrupts):%s", r.name, b.String())
+		}
+	}
 }
 
 // buildVM creates one VM: RAM, the virtual PC (vmm/platform: APICs,

@@ -91,7 +91,7 @@ const maxWarnings = 8
 // whole life; after that only the 2^k-th failures are (with their
 // count), so a guest that loops "reset, break the ring" cannot flood
 // juice's console.
-const maxFailLogs = 16
+const maxFailLogs = 64
 
 // NewState wraps device d for a VM with RAM mem. irq, if not nil, is
 // called for every notification the device raises (IRQQueue with the
