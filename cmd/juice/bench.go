@@ -34,6 +34,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	jeosMode := fs.Bool("jeos", false, "time the JeOS guest's boot to user space under juice and directly on QEMU")
 	kinds := fs.String("kernels", "bzimage,pvh", "with --jeos: which kernel images to boot (bzimage, pvh)")
 	jeosDir := fs.String("jeos-dir", jeos.DefaultDir, "with --jeos: the JeOS build directory")
+	mediaMode := fs.Bool("media", false, "time the JeOS guest's boot under juice from each boot medium (firmware, GRUB, juice, guest)")
+	mediaBoots := fs.String("boots", "all", "with --media: the boot paths, comma-separated")
 	timeout := seconds(120 * time.Second)
 	fs.Var(&timeout, "timeout", "time limit per boot")
 	if rc := parseFlags(fs, args); rc != 0 {
@@ -60,6 +62,9 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		}
 		return cmdBenchNet(jeosBenchConfig{runs: *runs, juice: *kernel, mem: *mem, vmMem: "256M", jeosDir: *jeosDir,
 			timeout: time.Duration(timeout)}, *netMiB, *netImage, stdout, stderr)
+	}
+	if *mediaMode {
+		return benchMedia(fs, *runs, *kernel, *mem, *jeosDir, *mediaBoots, time.Duration(timeout), stdout, stderr)
 	}
 	if *jeosMode {
 		if *mem == "" {
