@@ -40,3 +40,8 @@ func MapDevice(pa, n uint64) error {
 	irqRestore(f)
 	return nil
 }
+
+// RSDP is the ACPI RSDP's physical address the loader handed over (PVH's
+// rsdp_paddr, multiboot2's RSDP tags: under UEFI the only way to find it),
+// or 0 if it gave none (then the BIOS areas are searched).
+func RSDP() uint64 { return bootInfo.RSDP }

@@ -94,7 +94,7 @@ func hostDevices() {
 // when its window is mapped, else the legacy ports.
 func configSpace(mem *phys.Mem) (cs pci.ConfigSpace, first, last uint8, how string) {
 	legacy := &pci.Legacy{Ports: &hostPorts}
-	rsdp, st := acpi.FindRSDP(mem, 0)
+	rsdp, st := acpi.FindRSDP(mem, kernel.RSDP())
 	if st != acpi.StatusOK {
 		return legacy, 0, 255, "through ports 0xcf8/0xcfc (no ACPI RSDP)"
 	}
