@@ -58,7 +58,10 @@ func TestHostDisk(t *testing.T) {
 	var extra []string
 	extra = append(extra, hostDiskArgs("hd0", data, 4, ",disable-legacy=on,serial=data-disk")...)
 	extra = append(extra, hostDiskArgs("hd1", scratch, 5, ",serial=juice-scratch")...)
-	r := Boot(t, launch.Config{Append: launch.SelftestArgs, ExtraArgs: extra})
+	// 64 MiB like the other self-test boots: at 256 MiB the self-test's GC
+	// check (4x RAM allocated) sometimes runs juice out of memory (an open
+	// problem of the kernel's memory accounting, not of the host disks).
+	r := Boot(t, launch.Config{Mem: "64M", Append: launch.SelftestArgs, ExtraArgs: extra})
 	r.Expect("pci: ")
 	if l := r.Expect("pci: 00:00.0 "); l != "pci: 00:00.0 8086:29c0 q35 host bridge" {
 		t.Errorf("host bridge line %q", l)
