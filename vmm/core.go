@@ -100,6 +100,9 @@ type vcpuCore struct {
 	parked atomic.Bool
 	// yield asks the loop to yield the host CPU after this exit (Yield).
 	yield bool
+	// sliceEnd is the host time (VM clock, ns) at which the loop yields
+	// the host CPU even if nothing asked it to (timeSlice).
+	sliceEnd int64
 
 	// MSRs emulated by the core alone (not in hardware guest state).
 	mtrrDefType uint64

@@ -59,13 +59,24 @@ func (vm *VM) step(v *VCPU) {
 	if r := v.Exit.Reason; int(r) < len(v.HandleTicks) {
 		v.HandleTicks[r] += vm.hostTSC() - t1
 	}
-	if v.c.yield {
+	if now := vm.clock(); v.c.yield || now >= v.c.sliceEnd {
 		// After the accounting: the time other goroutines run is not
-		// this exit's.
+		// this exit's. A vCPU whose guest exits often (port I/O in a
+		// loop) never blocks and would otherwise keep the host CPU
+		// until the runtime preempts it, which a goroutine that was
+		// just made runnable (another VM starting) may wait seconds
+		// for: the loop gives the CPU up at least every timeSlice.
 		v.c.yield = false
+		v.c.sliceEnd = now + timeSlice
 		runtime.Gosched()
 	}
 }
+
+// timeSlice is the longest a vCPU loop keeps the host CPU without
+// offering it to other runnable goroutines (other vCPUs, VMs, device
+// work), in nanoseconds. A guest that never exits by itself still
+// leaves on the host's timer interrupts, which end its entries.
+const timeSlice = 4_000_000
 
 // dispatch handles the exit in v.Exit.
 func (vm *VM) dispatch(v *VCPU) {
