@@ -49,6 +49,9 @@ type VMSpec struct {
 	MemBytes uint64
 	// VCPUs is the vCPU count, 1 to 64.
 	VCPUs int
+	// Pin are the host CPUs the vCPUs are bound to (vCPU i on
+	// Pin[i mod len(Pin)]); nil: juice places them.
+	Pin []int
 	// Devices are the VM's virtio devices; nil means none.
 	Devices *DeviceSpec
 }

@@ -47,7 +47,7 @@ func newc(entries []entry, noTrailer bool) []byte {
 
 const goodManifest = `{"vms": [
   {"name": "web", "kernel": "guest.elf", "cmdline": "console=ttyS0",
-   "modules": [{"file": "initrd.img", "cmdline": "initrd"}], "memory": "64M", "vcpus": 2},
+   "modules": [{"file": "initrd.img", "cmdline": "initrd"}], "memory": "64M", "vcpus": 2, "pin": [1, 0]},
   {"name": "db-1", "kernel": "boot/db.elf", "memory": 2097152}
 ]}`
 
@@ -77,6 +77,9 @@ func TestParseHandWritten(t *testing.T) {
 	if len(web.Modules) != 1 || web.Modules[0].File != "initrd.img" || web.Modules[0].Cmdline != "initrd" ||
 		string(web.Modules[0].Data) != "initrd bytes" {
 		t.Errorf("web modules = %+v", web.Modules)
+	}
+	if fmt.Sprint(web.Pin) != "[1 0]" {
+		t.Errorf("web pin = %v", web.Pin)
 	}
 	if db.Name != "db-1" || string(db.KernelData) != "kernel-2" || db.MemBytes != 2<<20 || db.VCPUs != 1 || len(db.Modules) != 0 {
 		t.Errorf("db = %+v", db)
@@ -153,6 +156,9 @@ func TestPerVMErrors(t *testing.T) {
 		{"memory junk", vm(`{"name":"web","kernel":"k","memory":"M"}`), "not a size"},
 		{"vcpus high", vm(`{"name":"web","kernel":"k","memory":"16M","vcpus":65}`), "vcpus 65"},
 		{"vcpus negative", vm(`{"name":"web","kernel":"k","memory":"16M","vcpus":-1}`), "vcpus -1"},
+		{"pin negative", vm(`{"name":"web","kernel":"k","memory":"16M","pin":[0,-1]}`), "pin: host CPU -1"},
+		{"pin high", vm(`{"name":"web","kernel":"k","memory":"16M","pin":[256]}`), "pin: host CPU 256"},
+		{"pin long", vm(`{"name":"web","kernel":"k","memory":"16M","pin":[` + strings.Repeat("0,", 64) + `0]}`), "pin lists 65 CPUs"},
 		{"cmdline NUL", vm(`{"name":"web","kernel":"k","memory":"16M","cmdline":"a\u0000b"}`), "cmdline has a NUL"},
 		{"module cmdline NUL", vm(`{"name":"web","kernel":"k","memory":"16M","modules":[{"file":"k","cmdline":"\u0000"}]}`), "module 0 cmdline has a NUL"},
 	}

@@ -20,6 +20,7 @@ const (
 	MaxMemory       = 64 << 30 // 64 GiB
 	MemoryAlign     = 4096     // guest RAM is whole pages
 	MaxVCPUs        = 64
+	MaxHostCPUs     = 256 // host CPU numbers in "pin" are below this
 )
 
 // Manifest is manifest.json: the VMs of a bundle.
@@ -44,6 +45,12 @@ type ManifestVM struct {
 	Memory Memory `json:"memory"`
 	// VCPUs is the number of vCPUs, 1 to 64; 0 or absent means 1.
 	VCPUs int `json:"vcpus,omitempty"`
+	// Pin, if set, binds the VM's vCPUs to host CPUs (juice's numbers,
+	// as its "smp: cpu N" lines print them): vCPU i runs on
+	// Pin[i mod len(Pin)] only. At most MaxVCPUs numbers, each below
+	// MaxHostCPUs; juice refuses to start the VM if one is not online.
+	// Absent: juice places the vCPUs.
+	Pin []int `json:"pin,omitempty"`
 	// Devices selects the VM's paravirtual devices; absent means none.
 	Devices *ManifestDevices `json:"devices,omitempty"`
 }
@@ -310,6 +317,15 @@ func validateVM(mv ManifestVM, files map[string]member) (VMSpec, error) {
 	if spec.VCPUs < 1 || spec.VCPUs > MaxVCPUs {
 		return VMSpec{}, fmt.Errorf("vcpus %d is not between 1 and %d", mv.VCPUs, MaxVCPUs)
 	}
+	if len(mv.Pin) > MaxVCPUs {
+		return VMSpec{}, fmt.Errorf("pin lists %d CPUs, at most %d", len(mv.Pin), MaxVCPUs)
+	}
+	for _, c := range mv.Pin {
+		if c < 0 || c >= MaxHostCPUs {
+			return VMSpec{}, fmt.Errorf("pin: host CPU %d is not between 0 and %d", c, MaxHostCPUs-1)
+		}
+	}
+	spec.Pin = append([]int(nil), mv.Pin...)
 	if err := checkCmdline("cmdline", mv.Cmdline); err != nil {
 		return VMSpec{}, err
 	}

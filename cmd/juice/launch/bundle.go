@@ -35,6 +35,8 @@ type VMSpec struct {
 	Memory string
 	// VCPUs is the number of vCPUs; 0 means 1.
 	VCPUs int
+	// Pin binds the vCPUs to juice's host CPUs (the manifest's "pin").
+	Pin []int
 	// Devices are the VM's virtio devices as in the manifest, except that
 	// a disk's File is a host path; nil means none. A disk on one of the
 	// machine's disks (Host, Partition, Offset, Size) names what juice
@@ -147,7 +149,7 @@ func BuildBundle(vms []VMSpec) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("vm %s: kernel: %w", name, err)
 		}
-		mv := bundle.ManifestVM{Name: name, Kernel: k, Cmdline: v.Cmdline, Memory: bundle.Memory(mem), VCPUs: v.VCPUs}
+		mv := bundle.ManifestVM{Name: name, Kernel: k, Cmdline: v.Cmdline, Memory: bundle.Memory(mem), VCPUs: v.VCPUs, Pin: v.Pin}
 		for i, m := range v.Modules {
 			f, err := add(name, m.Path)
 			if err != nil {
@@ -213,7 +215,7 @@ func LoadBundle(path string) ([]byte, error) {
 		if mv.Kernel == "" {
 			return nil, fmt.Errorf("%s: vm %s has no kernel", path, mv.Name)
 		}
-		v := VMSpec{Name: mv.Name, Kernel: resolve(mv.Kernel), Cmdline: mv.Cmdline, Memory: string(mv.Memory), VCPUs: mv.VCPUs}
+		v := VMSpec{Name: mv.Name, Kernel: resolve(mv.Kernel), Cmdline: mv.Cmdline, Memory: string(mv.Memory), VCPUs: mv.VCPUs, Pin: mv.Pin}
 		for _, mm := range mv.Modules {
 			v.Modules = append(v.Modules, ModuleSpec{Path: resolve(mm.File), Cmdline: mm.Cmdline})
 		}
