@@ -101,8 +101,11 @@ type vcpuCore struct {
 	// yield asks the loop to yield the host CPU after this exit (Yield).
 	yield bool
 	// sliceEnd is the host time (VM clock, ns) at which the loop yields
-	// the host CPU even if nothing asked it to (timeSlice).
+	// the host CPU even if nothing asked it to (timeSlice); 0 after the
+	// loop blocked (a halt): the next exit starts a new slice. yields
+	// counts the times the loop gave the CPU up.
 	sliceEnd int64
+	yields   uint64
 
 	// MSRs emulated by the core alone (not in hardware guest state).
 	mtrrDefType uint64

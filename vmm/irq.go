@@ -132,6 +132,7 @@ func (vm *VM) platPending(v *VCPU) bool {
 // it and the vCPU's one runtime timer.
 func (vm *VM) halt(v *VCPU, rip uint64) {
 	c := &v.c
+	c.sliceEnd = 0 // it may block: the loop's time slice starts again after
 	if v.HasPending {
 		return // an event (re-queued by the backend) is delivered at entry
 	}

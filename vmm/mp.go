@@ -97,6 +97,7 @@ func (vm *VM) unpark(v *VCPU) {
 // stopped). v's own goroutine.
 func (vm *VM) mpWait(v *VCPU) {
 	c := &v.c
+	c.sliceEnd = 0 // it may block: the loop's time slice starts again after
 	for !vm.stopped() {
 		if c.dump.Load() != nil {
 			vm.takeDump(v, true)

@@ -59,16 +59,26 @@ func (vm *VM) step(v *VCPU) {
 	if r := v.Exit.Reason; int(r) < len(v.HandleTicks) {
 		v.HandleTicks[r] += vm.hostTSC() - t1
 	}
-	if now := vm.clock(); v.c.yield || now >= v.c.sliceEnd {
+	now := vm.clock()
+	if v.c.sliceEnd == 0 {
+		// The loop has just got the CPU back (after a halt or a wait):
+		// a new slice starts.
+		v.c.sliceEnd = now + timeSlice
+	}
+	if v.c.yield || now >= v.c.sliceEnd {
 		// After the accounting: the time other goroutines run is not
 		// this exit's. A vCPU whose guest exits often (port I/O in a
 		// loop) never blocks and would otherwise keep the host CPU
 		// until the runtime preempts it, which a goroutine that was
 		// just made runnable (another VM starting) may wait seconds
-		// for: the loop gives the CPU up at least every timeSlice.
+		// for: the loop gives the CPU up at least every timeSlice. The
+		// next slice starts when it has the CPU again, not now: a slice
+		// that had already run out would give the loop a single exit's
+		// worth of guest time per turn.
 		v.c.yield = false
-		v.c.sliceEnd = now + timeSlice
+		v.c.yields++
 		runtime.Gosched()
+		v.c.sliceEnd = vm.clock() + timeSlice
 	}
 }
 

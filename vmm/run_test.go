@@ -603,7 +603,10 @@ func TestExitReasonStrings(t *testing.T) {
 // other runnable goroutines once its time slice is over, even on one
 // host CPU: a VM started beside a busy one is not left waiting for the
 // runtime's preemption (a CI failure: the second VM of a bundle started
-// only after the first one ended, 11 s later).
+// only after the first one ended, 11 s later). Its next slice starts when
+// it has the CPU again, however long the others ran: a slice counted
+// from the yield would already be over and give the vCPU one exit per
+// turn (a JeOS VM beside a VM spinning with interrupts off crawled).
 func TestLoopYieldsEachTimeSlice(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	var now atomic.Int64
@@ -611,19 +614,44 @@ func TestLoopYieldsEachTimeSlice(t *testing.T) {
 	v := tv.VCPU(0)
 	tv.script(0, fakeStep{exit: Exit{Reason: ExitNone}})
 	tv.fake(0).loop = true
+	tv.step(v) // starts the first slice
 	for round := range 3 {
 		var ran atomic.Bool
-		go ran.Store(true)
+		// The other goroutine runs for three slices' worth of time.
+		go func() { now.Add(3 * timeSlice); ran.Store(true) }()
 		// Inside the slice the loop keeps the CPU (the other goroutine
 		// may still run if the runtime preempts the test: not asserted).
+		before := v.c.yields
 		for range 100 {
 			tv.step(v)
 		}
-		now.Add(timeSlice)
-		tv.step(v) // the slice ended: this step yields
+		if !ran.Load() && v.c.yields != before {
+			t.Fatalf("round %d: yielded %d times inside the slice", round, v.c.yields-before)
+		}
+		if !ran.Load() {
+			now.Add(timeSlice)
+			tv.step(v) // the slice ended: this step yields
+		}
 		if !ran.Load() {
 			t.Fatalf("round %d: a runnable goroutine did not run when the vCPU's time slice ended", round)
 		}
+		// A full slice again, counted from the resumption.
+		before = v.c.yields
+		now.Add(timeSlice - 1)
+		tv.step(v)
+		if v.c.yields != before {
+			t.Fatalf("round %d: yielded again right after resuming", round)
+		}
+	}
+	// A halt restarts the slice too.
+	tv.step(v)
+	before := v.c.yields
+	now.Add(timeSlice / 2)
+	v.c.sliceEnd = 0 // what halt does before it may block
+	now.Add(timeSlice)
+	tv.step(v)
+	if v.c.yields != before {
+		t.Fatal("yielded at the first exit after a halt")
 	}
 	tv.wantRunning(t)
 }
