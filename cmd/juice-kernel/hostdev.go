@@ -3,7 +3,8 @@ package main
 // Host devices: at boot juice enumerates the machine's PCI functions
 // (juice/drivers/pci), prints one line per function, and brings up the
 // virtio block devices it finds (juice/drivers/virtio) as host disks
-// vda, vdb, ... in PCI order.
+// vda, vdb, ... in PCI order, and the NICs as vnet0, ... (hostnic.go).
+// The SATA disks behind AHCI HBAs come up as sda, sdb, ... (hostahci.go).
 
 import (
 	"bytes"
@@ -23,18 +24,29 @@ import (
 	vblk "juice/vmm/virtio/blk"
 )
 
-// hostDisk is a virtio block device juice drives.
+// hostBlock is a host disk's driver: a virtio-blk device (*virtio.Blk)
+// or an ATA disk behind an AHCI HBA (*ahci.Disk).
+type hostBlock interface {
+	ReadAt(p []byte, off int64) (int, error)
+	WriteAt(p []byte, off int64) (int, error)
+	Flush() error
+	Size() uint64
+	BlockSize() uint32
+	ReadOnly() bool
+}
+
+// hostDisk is a disk of the machine that juice drives.
 type hostDisk struct {
-	name   string // vda, vdb, ...
+	name   string // vda, vdb, ... (virtio-blk); sda, sdb, ... (AHCI)
 	fn     pci.Function
-	blk    *virtio.Blk
+	dev    hostBlock
 	size   uint64 // bytes
 	block  uint32 // logical block size: regions start and end on one
 	ro     bool
 	table  *partition.Table // nil when it could not be read (tblErr)
 	tblErr error
 	// region opens bytes [off, off+size) as a guest disk's back-end
-	// (blk.Region; a seam for tests).
+	// (the driver's Region; a seam for tests).
 	region func(off, size uint64, ro bool) (vblk.Backend, error)
 }
 
@@ -88,6 +100,10 @@ func hostDevices() {
 			break
 		}
 	}
+	// SATA disks behind AHCI HBAs (hostahci.go): sda, sdb, ...
+	ahciDevices(h, cs, fns)
+	// Host NICs (hostnic.go): vnet0, ... for bundle networks' uplinks.
+	hostNetDevices(h, cs, fns)
 }
 
 // configSpace picks the configuration mechanism: ECAM from the ACPI MCFG
@@ -138,7 +154,7 @@ func openDisk(h *vmm.Host, cs pci.ConfigSpace, f *pci.Function, name string) (*h
 	if err != nil {
 		return nil, err
 	}
-	d := &hostDisk{name: name, fn: *f, blk: b, size: b.Size(), block: b.BlockSize(), ro: b.ReadOnly(),
+	d := &hostDisk{name: name, fn: *f, dev: b, size: b.Size(), block: b.BlockSize(), ro: b.ReadOnly(),
 		region: func(off, size uint64, ro bool) (vblk.Backend, error) { return b.Region(off, size, ro) }}
 	serial, err := b.ID()
 	if err != nil {
@@ -153,28 +169,40 @@ func openDisk(h *vmm.Host, cs pci.ConfigSpace, f *pci.Function, name string) (*h
 	}
 	log.Printf("hostdisk: %s %v %d sectors (%d MiB), block %d%s, serial %q, registers %s",
 		name, f.Addr, b.Capacity(), b.Size()>>20, b.BlockSize(), feats, serial, how)
-	d.table, d.tblErr = partition.Read(b, b.Size(), b.BlockSize())
-	if d.tblErr != nil {
-		log.Printf("hostdisk: %s: partition table: %v", name, d.tblErr)
-	} else {
-		log.Printf("hostdisk: %s: %s", name, d.table.Summary())
-		for _, p := range d.table.Partitions {
-			var label string
-			if p.Name != "" {
-				label = fmt.Sprintf(" %q", p.Name)
-			}
-			log.Printf("hostdisk: %s%d: sectors %d-%d (%d MiB), type %s%s", name, p.Number,
-				p.Offset/virtio.SectorSize, p.End()/virtio.SectorSize-1, p.Size>>20, p.Type, label)
-		}
-	}
-	if kernel.SelftestMode() && serial == selftestScratchSerial {
-		if err := scratchTest(b); err != nil {
-			log.Printf("hostdisk: %s: write, flush, read-back FAILED: %v", name, err)
-		} else {
-			log.Printf("hostdisk: %s: write, flush, read-back ok (%d KiB at %#x)", name, scratchBytes>>10, scratchOffset)
-		}
-	}
+	d.readTable()
+	d.scratch(serial)
 	return d, nil
+}
+
+// readTable reads and prints the disk's partition table.
+func (d *hostDisk) readTable() {
+	d.table, d.tblErr = partition.Read(d.dev, d.size, d.block)
+	if d.tblErr != nil {
+		log.Printf("hostdisk: %s: partition table: %v", d.name, d.tblErr)
+		return
+	}
+	log.Printf("hostdisk: %s: %s", d.name, d.table.Summary())
+	for _, p := range d.table.Partitions {
+		var label string
+		if p.Name != "" {
+			label = fmt.Sprintf(" %q", p.Name)
+		}
+		log.Printf("hostdisk: %s%d: sectors %d-%d (%d MiB), type %s%s", d.name, p.Number,
+			p.Offset/virtio.SectorSize, p.End()/virtio.SectorSize-1, p.Size>>20, p.Type, label)
+	}
+}
+
+// scratch runs the self-test's write, flush and read-back on a disk with
+// the scratch serial, in self-test mode only.
+func (d *hostDisk) scratch(serial string) {
+	if !kernel.SelftestMode() || serial != selftestScratchSerial {
+		return
+	}
+	if err := scratchTest(d.dev); err != nil {
+		log.Printf("hostdisk: %s: write, flush, read-back FAILED: %v", d.name, err)
+	} else {
+		log.Printf("hostdisk: %s: write, flush, read-back ok (%d KiB at %#x)", d.name, scratchBytes>>10, scratchOffset)
+	}
 }
 
 // errUnmapped is directMapper's answer for a register block the direct
@@ -293,7 +321,7 @@ func scratchPattern(p []byte, firstSector uint64) {
 }
 
 // scratchTest writes the pattern, flushes, and reads it back.
-func scratchTest(b *virtio.Blk) error {
+func scratchTest(b hostBlock) error {
 	if b.ReadOnly() || b.Size() < scratchOffset+scratchBytes {
 		return fmt.Errorf("the disk is read-only or smaller than %d bytes", scratchOffset+scratchBytes)
 	}

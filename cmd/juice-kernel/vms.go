@@ -371,6 +371,11 @@ func deviceBackends(spec bundle.VMSpec, switches map[string]*netswitch.Switch) (
 	if d == nil {
 		return nil, nil
 	}
+	// Networks bridged to a host NIC (uplink.go); first, so that a VM
+	// refused here has claimed no host disk.
+	if err := attachUplinks(d.Nets, switches); err != nil {
+		return nil, err
+	}
 	onHost, err := claimHostDisks(spec.Name, d.Disks)
 	if err != nil {
 		return nil, err

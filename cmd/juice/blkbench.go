@@ -74,6 +74,11 @@ func cmdBenchBlk(c jeosBenchConfig, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "juice bench:", err)
 		return 1
 	}
+	ahciBench, err := newBlkAHCIBench(dir, vm, blkBenchMiB<<20)
+	if err != nil {
+		fmt.Fprintln(stderr, "juice bench:", err)
+		return 1
+	}
 	bundlePath, err := launch.WriteBundle(dir, b)
 	if err != nil {
 		fmt.Fprintln(stderr, "juice bench:", err)
@@ -81,8 +86,8 @@ func cmdBenchBlk(c jeosBenchConfig, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	fmt.Fprintf(stdout, "juice bench --blk: %d runs; the JeOS guest (PVH) reads then writes %d MiB with dd bs=1M: under juice (virtio-blk-pci, RAM disk; and on juice's host-disk back-end, a raw file QEMU gives juice) and directly on QEMU (virtio-blk-pci, raw file); QEMU TCG -cpu max\n", c.runs, blkBenchMiB)
-	var jr, jw, qr, qw, hr, hw []float64
+	fmt.Fprintf(stdout, "juice bench --blk: %d runs; the JeOS guest (PVH) reads then writes %d MiB with dd bs=1M: under juice (virtio-blk-pci, RAM disk; and on juice's host-disk back-end, a raw file QEMU gives juice as a virtio-blk disk and as a SATA disk on its AHCI controller) and directly on QEMU (virtio-blk-pci, raw file); QEMU TCG -cpu max\n", c.runs, blkBenchMiB)
+	var jr, jw, qr, qw, hr, hw, ar, aw []float64
 	var juiceTexts [][]string // the good runs under juice, for blkPerMiB
 	status := 0
 	for i := 1; i <= c.runs; i++ {
@@ -125,6 +130,22 @@ func cmdBenchBlk(c jeosBenchConfig, stdout, stderr io.Writer) int {
 			hostLine = fmt.Sprintf("  run %d/%d: host-disk back-end: FAILED (%v, %v)\n", i, c.runs, res3, onHost)
 			status = 1
 		}
+		m4, err := launch.Start(ctx, ahciBench.config(c))
+		if err != nil {
+			fmt.Fprintln(stderr, "juice bench:", err)
+			return 1
+		}
+		res4 := m4.Wait()
+		if res4.Outcome == launch.Killed {
+			return launch.ExitKilled
+		}
+		if onAHCI, ok := ddRates(m4.Console.Texts()); ok {
+			hostLine += fmt.Sprintf("  run %d/%d: AHCI host-disk back-end under juice: read %.1f MB/s, write %.1f\n", i, c.runs, onAHCI[0], onAHCI[1])
+			ar, aw = append(ar, onAHCI[0]), append(aw, onAHCI[1])
+		} else {
+			hostLine += fmt.Sprintf("  run %d/%d: AHCI host-disk back-end: FAILED (%v, %v)\n", i, c.runs, res4, onAHCI)
+			status = 1
+		}
 		if !ok1 || !ok2 {
 			fmt.Fprintf(stdout, "  run %d/%d: FAILED (juice: %v, %v; direct: %v, %v)\n", i, c.runs, res, nested, res2, direct)
 			fmt.Fprint(stdout, hostLine)
@@ -141,10 +162,16 @@ func cmdBenchBlk(c jeosBenchConfig, stdout, stderr io.Writer) int {
 		cw, _ := launch.Median(jw)
 		d, _ := launch.Median(qw)
 		fmt.Fprintf(stdout, "  medians: read %.1f vs %.1f MB/s (%.2fx), write %.1f vs %.1f MB/s (%.2fx) (juice vs QEMU's own virtio-blk; guest-timed)\n", a, bq, a/bq, cw, d, cw/d)
+		var e, f float64
 		if len(hr) > 0 {
-			e, _ := launch.Median(hr)
-			f, _ := launch.Median(hw)
+			e, _ = launch.Median(hr)
+			f, _ = launch.Median(hw)
 			fmt.Fprintln(stdout, blkHostSummary(a, e, cw, f))
+		}
+		if len(ar) > 0 {
+			g, _ := launch.Median(ar)
+			k, _ := launch.Median(aw)
+			fmt.Fprintln(stdout, blkAHCISummary(a, e, g, cw, f, k))
 		}
 		blkPerMiB(ctx, c, dir, vm, juiceTexts, blkBenchMiB, stdout)
 	}

@@ -159,15 +159,24 @@ func newRig(t *testing.T, diskSize int64, ro bool, serial string) *rig {
 // newRigWith is newRig with back-end be; disk is what the tests inspect.
 func newRigWith(t *testing.T, be vblk.Backend, serial string, disk *countingDisk) *rig {
 	t.Helper()
-	r := &rig{ram: make([]byte, ramSize), disk: disk}
+	r := newRigFor(t, vblk.New(be, vblk.Options{Serial: serial}))
+	r.disk = disk
+	return r
+}
+
+// newRigFor builds the machine with device model m behind virtio-pci at
+// devSlot, plays firmware (puts BAR 0 at barAt) and scans the bus.
+func newRigFor(t *testing.T, m vvirtio.Device) *rig {
+	t.Helper()
+	r := &rig{ram: make([]byte, ramSize)}
 	r.mem = phys.FromSlice(r.ram)
 	r.gmem = vmm.NewGuestMemory(r.ram, 0)
 	r.bus = vpci.NewBus(nil, nil)
 	var d *virtiopci.Device
-	s := vvirtio.NewState(vblk.New(be, vblk.Options{Serial: serial}), r.gmem,
+	s := vvirtio.NewState(m, r.gmem,
 		func(k vvirtio.IRQKind, q int) { d.Interrupt(k, q) },
 		func(msg string) { r.mu.Lock(); r.logs = append(r.logs, msg); r.mu.Unlock() })
-	d, err := virtiopci.New(s, 2)
+	d, err := virtiopci.New(s, m.NumQueues()+1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +195,7 @@ func newRigWith(t *testing.T, be vblk.Backend, serial string, disk *countingDisk
 		}
 	}
 	if r.fn.VendorID != pci.VendorRedHat {
-		t.Fatal("virtio-blk not found by pci.Scan")
+		t.Fatal("the virtio device was not found by pci.Scan")
 	}
 	t.Cleanup(func() {
 		r.mu.Lock()

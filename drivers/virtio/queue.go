@@ -13,6 +13,7 @@ const (
 	descFNext     = 1
 	descFWrite    = 2
 	availNoIntr   = 1 // avail flags: VIRTQ_AVAIL_F_NO_INTERRUPT
+	usedNoNotify  = 1 // used flags: VIRTQ_USED_F_NO_NOTIFY
 	ringHeader    = 4 // flags u16, idx u16
 	usedElemSize  = 8 // id u32, len u32
 	usedAlign     = 64
@@ -122,6 +123,14 @@ func (q *Queue) SetInterrupts(on bool) {
 	}
 	storeRelease32(q.avail, uint32(q.flags)|uint32(q.availIdx)<<16)
 }
+
+// NeedsNotify reports whether the device wants to hear of new buffers:
+// false while it has VIRTQ_USED_F_NO_NOTIFY set in the used ring's flags
+// (it is busy with the queue and will look at the available ring again
+// by itself). It is only a hint; call it after Add, whose publishing
+// store is a full barrier on x86, so the flags are read after the new
+// index is visible (virtio 1.2 section 2.7.10).
+func (q *Queue) NeedsNotify() bool { return loadAcquire32(q.used)&usedNoNotify == 0 }
 
 // Add writes bufs as one descriptor chain and makes it available; the
 // caller then notifies the device. It returns the chain's head, which

@@ -319,15 +319,38 @@ func (t *Transport) Config32(off uint32) (uint32, error) {
 // section 4.1.3.1), consistently with config_generation.
 func (t *Transport) Config64(off uint32) (uint64, error) { return t.config(off, 8) }
 
-// config reads a field of width 4 or 8, retrying while the device's
-// configuration generation changes under the read.
+// Config16 reads the 16-bit field at off (2-aligned), consistently with
+// config_generation.
+func (t *Transport) Config16(off uint32) (uint16, error) {
+	v, err := t.config(off, 2)
+	return uint16(v), err
+}
+
+// Config8 reads the byte at off (byte arrays such as virtio-net's mac
+// are read a byte at a time), consistently with config_generation.
+func (t *Transport) Config8(off uint32) (uint8, error) {
+	v, err := t.config(off, 1)
+	return uint8(v), err
+}
+
+// config reads a field of width 1, 2, 4 or 8 (aligned to its width, 8 to
+// 4), retrying while the device's configuration generation changes
+// under the read.
 func (t *Transport) config(off, w uint32) (uint64, error) {
-	if t.device == nil || off&3 != 0 || off > t.deviceLen || w > t.deviceLen-off {
+	if t.device == nil || off&(min(w, 4)-1) != 0 || off > t.deviceLen || w > t.deviceLen-off {
 		return 0, fmt.Errorf("virtio %v: configuration field %#x+%d outside the %d-byte device configuration", t.Addr, off, w, t.deviceLen)
 	}
 	for try := 0; try < maxGenerationTries; try++ {
 		g := t.common.Read8(regConfigGeneration)
-		v := uint64(t.device.Read32(off))
+		var v uint64
+		switch w {
+		case 1:
+			v = uint64(t.device.Read8(off))
+		case 2:
+			v = uint64(t.device.Read16(off))
+		default:
+			v = uint64(t.device.Read32(off))
+		}
 		if w == 8 {
 			v |= uint64(t.device.Read32(off+4)) << 32
 		}

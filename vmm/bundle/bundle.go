@@ -6,6 +6,11 @@
 //	          "modules": [{"file": "initrd.img", "cmdline": "initrd"}],
 //	          "memory": "64M", "vcpus": 1}]}
 //
+// A VM's network interfaces join virtual switches by network name; a
+// network may be bridged to a network interface of the machine (its
+// uplink, ManifestNet.Uplink: `"nets": [{"network": "lan", "uplink":
+// "vnet0"}]`).
+//
 // Parse runs inside juice on a bundle that came from outside and treats it
 // as hostile: every size is checked against the archive before anything is
 // allocated, and a bad VM is reported by name without stopping the good
@@ -87,6 +92,10 @@ type DiskSpec struct {
 type NetSpec struct {
 	Network string
 	MAC     [6]byte
+	// Uplink is the host NIC (vnet0, ...) the network is bridged to, ""
+	// for none (see ManifestNet.Uplink). Whether the machine has it is
+	// known only to juice at run time.
+	Uplink string
 }
 
 // Bundle is a parsed bundle: its valid VMs, in manifest order.

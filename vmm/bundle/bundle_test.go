@@ -339,7 +339,9 @@ func TestHostDisks(t *testing.T) {
 		{"host":"vdb","partition":2,"readonly":true,"serial":"root"},
 		{"host":"vdz","offset":"1M","size":"4M"},
 		{"host":"vdc","offset":0},
-		{"host":"vdc","size":4096}]}}]}`
+		{"host":"vdc","size":4096},
+		{"host":"sda","partition":1},
+		{"host":"sdz","offset":"1M"}]}}]}`
 	b, errs := Parse(newc([]entry{{name: "manifest.json", data: []byte(man)}, {name: "k", data: []byte("K")}}, false))
 	if len(errs) != 0 {
 		t.Fatal(errs)
@@ -350,6 +352,8 @@ func TestHostDisks(t *testing.T) {
 		{Host: "vdz", Offset: 1 << 20, Size: 4 << 20, Serial: "juice-web-2"},
 		{Host: "vdc", Serial: "juice-web-3"},
 		{Host: "vdc", Size: 4096, Serial: "juice-web-4"},
+		{Host: "sda", Partition: 1, Serial: "juice-web-5"},
+		{Host: "sdz", Offset: 1 << 20, Serial: "juice-web-6"},
 	}
 	got := b.VMs[0].Devices.Disks
 	if len(got) != len(want) {
@@ -364,7 +368,9 @@ func TestHostDisks(t *testing.T) {
 
 	for _, c := range []struct{ disk, want string }{
 		{`{"host":"vda","file":"k"}`, "disk 0: give a file or a host disk, not both"},
-		{`{"host":"sda"}`, `disk 0: host disk "sda" is not a name juice gives host disks (vda to vdz)`},
+		{`{"host":"hda"}`, `disk 0: host disk "hda" is not a name juice gives host disks (vda to vdz, sda to sdz)`},
+		{`{"host":"sdA"}`, "not a name juice gives"},
+		{`{"host":"sd1"}`, "not a name juice gives"},
 		{`{"host":"vdaa"}`, "not a name juice gives"},
 		{`{"host":"VDA"}`, "not a name juice gives"},
 		{`{"partition":1}`, "name the disk with host"},

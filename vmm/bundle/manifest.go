@@ -82,7 +82,8 @@ type ManifestDisk struct {
 	Size     Memory `json:"size,omitempty"`
 	ReadOnly bool   `json:"readonly,omitempty"`
 	// Host names a disk of the machine as juice lists it at boot
-	// ("hostdisk: vda ..."; vda to vdz): the guest's disk is that whole
+	// ("hostdisk: vda ..."; virtio-blk disks are vda to vdz, SATA disks
+	// behind AHCI HBAs sda to sdz): the guest's disk is that whole
 	// disk, one of its partitions (Partition), or the byte range Offset,
 	// Size of it. Writes go to the host disk and the guest's flushes
 	// reach its stable storage, so what a guest flushed survives a power
@@ -109,6 +110,19 @@ type ManifestNet struct {
 	// MAC is the interface's address ("52:54:00:12:34:56"); empty means
 	// one derived stably from the VM's name and the interface's index.
 	MAC string `json:"mac,omitempty"`
+	// Uplink bridges the whole network to a network interface of the
+	// machine juice runs on, as juice names it at boot ("hostnic: vnet0
+	// ..."; virtio-net NICs are vnet0, vnet1, ..., Intel e1000-class
+	// NICs eth0, eth1, ...): the host NIC becomes
+	// one more port of the network's switch, not locked to an address,
+	// and frames between the VMs and the NIC's wire cross it both ways,
+	// so the network is the wire's LAN (the VMs use its addresses, its
+	// gateway and its DHCP server, if any). Naming it on one interface of
+	// one VM is enough; every interface that names it must name the same
+	// NIC, and a host NIC uplinks at most one network. A VM whose
+	// interface names a NIC the machine does not have is refused at boot,
+	// like a missing host disk.
+	Uplink string `json:"uplink,omitempty"`
 }
 
 // Device limits.
@@ -119,6 +133,8 @@ const (
 	MaxSerialLen = 20
 	// MaxPartition is the highest partition number a disk may name.
 	MaxPartition = 1024
+	// MaxHostNICName is the longest host NIC name an uplink may give.
+	MaxHostNICName = 15
 )
 
 // ManifestModule is one boot module of a VM.
@@ -279,6 +295,7 @@ func validate(m *Manifest, files map[string]member) ([]VMSpec, []error) {
 		vms  []VMSpec
 		errs []error
 		seen = map[string]bool{}
+		up   = uplinks{of: map[string]string{}, net: map[string]string{}}
 	)
 	if len(m.VMs) == 0 {
 		return nil, []error{fmt.Errorf("bundle: %s lists no VMs", ManifestName)}
@@ -295,6 +312,11 @@ func validate(m *Manifest, files map[string]member) ([]VMSpec, []error) {
 		}
 		seen[mv.Name] = true
 		spec, err := validateVM(mv, files)
+		if err == nil && spec.Devices != nil {
+			if err = up.check(spec.Devices); err == nil {
+				up.add(spec.Devices)
+			}
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", label, err))
 			continue
@@ -424,13 +446,79 @@ func validateDevices(vm string, d *ManifestDevices, files map[string]member) (*D
 			return nil, fmt.Errorf("%s: MAC %s repeats another interface's", what, formatMAC(mac))
 		}
 		seenMAC[mac] = true
-		ds.Nets = append(ds.Nets, NetSpec{Network: mn.Network, MAC: mac})
+		if mn.Uplink != "" && !ValidHostNIC(mn.Uplink) {
+			return nil, fmt.Errorf("%s: uplink %q is not a name juice gives host NICs (vnet0, eth0, ...)", what, mn.Uplink)
+		}
+		ds.Nets = append(ds.Nets, NetSpec{Network: mn.Network, MAC: mac, Uplink: mn.Uplink})
 	}
 	return ds, nil
 }
 
+// ValidHostNIC reports whether s has the form of a host NIC name juice
+// gives: 1 to 8 lower-case letters and a number below 1000 ("vnet0";
+// other drivers' prefixes, like an "eth" of an e1000 driver, fit too).
+func ValidHostNIC(s string) bool {
+	i := 0
+	for i < len(s) && s[i] >= 'a' && s[i] <= 'z' {
+		i++
+	}
+	if i == 0 || i > 8 || len(s)-i < 1 || len(s)-i > 3 || len(s) > MaxHostNICName {
+		return false
+	}
+	for _, c := range s[i:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s[i] != '0' || len(s) == i+1 // no leading zeros
+}
+
+// uplinks tracks the networks' uplinks across a bundle's VMs.
+type uplinks struct {
+	of  map[string]string // network -> host NIC
+	net map[string]string // host NIC -> network
+}
+
+// check reports whether ds's uplinks agree with each other and with the
+// earlier VMs' (add records them).
+func (u *uplinks) check(ds *DeviceSpec) error {
+	mine := map[string]string{}
+	for i, n := range ds.Nets {
+		if n.Uplink == "" {
+			continue
+		}
+		what := fmt.Sprintf("network interface %d", i)
+		if prev, ok := mine[n.Network]; ok && prev != n.Uplink {
+			return fmt.Errorf("%s: network %s has uplinks %s and %s", what, n.Network, prev, n.Uplink)
+		}
+		if prev, ok := u.of[n.Network]; ok && prev != n.Uplink {
+			return fmt.Errorf("%s: uplink %s for network %s, which an earlier VM gave uplink %s", what, n.Uplink, n.Network, prev)
+		}
+		if other, ok := u.net[n.Uplink]; ok && other != n.Network {
+			return fmt.Errorf("%s: host NIC %s is already the uplink of network %s", what, n.Uplink, other)
+		}
+		for net, nic := range mine {
+			if nic == n.Uplink && net != n.Network {
+				return fmt.Errorf("%s: host NIC %s is already the uplink of network %s", what, n.Uplink, net)
+			}
+		}
+		mine[n.Network] = n.Uplink
+	}
+	return nil
+}
+
+// add records ds's uplinks (after check).
+func (u *uplinks) add(ds *DeviceSpec) {
+	for _, n := range ds.Nets {
+		if n.Uplink != "" {
+			u.of[n.Network] = n.Uplink
+			u.net[n.Uplink] = n.Network
+		}
+	}
+}
+
 // validateHostDisk checks a disk backed by a host disk: a host disk name
-// juice gives (vda to vdz), no file, and either a partition or a
+// juice gives (vda to vdz, sda to sdz), no file, and either a partition or a
 // sector-aligned byte range, not both.
 func validateHostDisk(md ManifestDisk, disk *DiskSpec) error {
 	switch {
@@ -439,7 +527,7 @@ func validateHostDisk(md ManifestDisk, disk *DiskSpec) error {
 	case md.File != "":
 		return fmt.Errorf("give a file or a host disk, not both")
 	case !ValidHostDisk(md.Host):
-		return fmt.Errorf("host disk %q is not a name juice gives host disks (vda to vdz)", md.Host)
+		return fmt.Errorf("host disk %q is not a name juice gives host disks (vda to vdz, sda to sdz)", md.Host)
 	case md.Partition != nil && (md.Offset != "" || md.Size != ""):
 		return fmt.Errorf("give a partition or an offset and size on host disk %s, not both", md.Host)
 	}
@@ -475,9 +563,9 @@ func validateHostDisk(md ManifestDisk, disk *DiskSpec) error {
 }
 
 // ValidHostDisk reports whether s is a name juice gives the host's
-// disks: vd followed by one letter a to z.
+// disks: vd (virtio-blk) or sd (AHCI) followed by one letter a to z.
 func ValidHostDisk(s string) bool {
-	return len(s) == 3 && s[:2] == "vd" && s[2] >= 'a' && s[2] <= 'z'
+	return len(s) == 3 && (s[:2] == "vd" || s[:2] == "sd") && s[2] >= 'a' && s[2] <= 'z'
 }
 
 // parseSize parses a size like Memory.Bytes but without RAM's limits.

@@ -245,6 +245,110 @@ type Config struct {
 	// ExtraArgs are appended to the QEMU command line; under Bochs they
 	// are lines appended to the bochsrc (a later line overrides).
 	ExtraArgs []string
+	// HostNIC, if set, gives the machine a network interface on QEMU's
+	// user-mode network (see HostNIC): juice brings it up as vnet0 (eth0
+	// for an e1000 model; when it is the machine's first NIC of its
+	// driver), and a bundle network bridged to it (`"uplink": "vnet0"`)
+	// reaches QEMU's gateway, and through it the host. QEMU only.
+	HostNIC *HostNIC
+	// AHCIDisks are raw disk images on ports of the q35 machine's
+	// built-in AHCI controller (ICH9, 00:1f.2; see AHCIDisk): juice
+	// brings them up as sda, sdb, ... QEMU only.
+	AHCIDisks []AHCIDisk
+}
+
+// QEMU's user-mode network (slirp) as a machine on it, or a VM bridged to
+// it, sees it: no DHCP is needed, the addresses are fixed.
+const (
+	// UserNetPrefixLen is the network's prefix length (10.0.2.0/24).
+	UserNetPrefixLen = 24
+	// UserNetGateway is the network's gateway. It is also the way to
+	// the host: QEMU turns a connection to UserNetGateway:PORT into one
+	// to 127.0.0.1:PORT on the host, so a server a test runs on the
+	// host's loopback is reachable from the VMs.
+	UserNetGateway = "10.0.2.2"
+	// UserNetDNS is QEMU's DNS forwarder.
+	UserNetDNS = "10.0.2.3"
+	// UserNetGuestIP is the address QEMU's DHCP server hands out first,
+	// the customary static choice for one VM.
+	UserNetGuestIP = "10.0.2.15"
+	// DefaultHostNICMAC is a HostNIC's address unless it says
+	// otherwise (not QEMU's default 52:54:00:12:34:56, which manifests
+	// often give a VM: the uplink's port and a VM may not share one).
+	DefaultHostNICMAC = "52:54:00:6a:75:01"
+	// hostNICID is the netdev's id on QEMU's command line.
+	hostNICID = "hostnic"
+)
+
+// HostNIC is a network interface of the machine (virtio-net-pci unless
+// Model names an Intel e1000) on QEMU's user-mode network (`-netdev
+// user`: QEMU's own NAT, DHCP and DNS; no privileges needed). Its option
+// ROM is left out (juice does not boot from it, and firmware would spend
+// seconds running it under TCG).
+type HostNIC struct {
+	// Model is QEMU's device: "" or NICVirtio (virtio-net-pci, juice's
+	// vnetN), or one of the Intel e1000 models juice/drivers/e1000 drives
+	// (ethN): NICE1000 (82540EM), NICE1000E (82574L), NICE100082545EM.
+	Model string
+	// MAC is the NIC's address; empty means DefaultHostNICMAC.
+	MAC string
+	// Slot is its PCI device number on the root bus (1 to 31); 0 lets
+	// QEMU choose.
+	Slot int
+	// HostFwd are QEMU hostfwd rules, "tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT"
+	// (or udp): connections to the host's port reach a VM's, the
+	// other direction from UserNetGateway.
+	HostFwd []string
+}
+
+// HostNIC models: QEMU's device names.
+const (
+	NICVirtio       = "virtio-net-pci"
+	NICE1000        = "e1000"         // Intel 82540EM, 8086:100e
+	NICE1000E       = "e1000e"        // Intel 82574L, 8086:10d3
+	NICE100082545EM = "e1000-82545em" // Intel 82545EM copper, 8086:100f
+)
+
+var (
+	macRE     = regexp.MustCompile(`^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$`)
+	hostFwdRE = regexp.MustCompile(`^(tcp|udp):[0-9.]*:[0-9]{1,5}-[0-9.]*:[0-9]{1,5}$`)
+)
+
+// args returns the QEMU options attaching the NIC.
+func (n HostNIC) args() ([]string, error) {
+	mac := n.MAC
+	if mac == "" {
+		mac = DefaultHostNICMAC
+	}
+	if !macRE.MatchString(mac) {
+		return nil, fmt.Errorf("host NIC: bad MAC %q (want six hex bytes, 52:54:00:12:34:56)", mac)
+	}
+	if b, _ := strconv.ParseUint(mac[:2], 16, 8); b&1 != 0 {
+		return nil, fmt.Errorf("host NIC: MAC %s is a multicast address", mac)
+	}
+	if n.Slot < 0 || n.Slot > 31 {
+		return nil, fmt.Errorf("host NIC: PCI slot %d is not 0 to 31", n.Slot)
+	}
+	netdev := "user,id=" + hostNICID
+	for _, f := range n.HostFwd {
+		if !hostFwdRE.MatchString(f) {
+			return nil, fmt.Errorf("host NIC: bad forwarding rule %q (want tcp:HOSTADDR:PORT-GUESTADDR:PORT)", f)
+		}
+		netdev += ",hostfwd=" + f
+	}
+	model := n.Model
+	switch model {
+	case "":
+		model = NICVirtio
+	case NICVirtio, NICE1000, NICE1000E, NICE100082545EM:
+	default:
+		return nil, fmt.Errorf("host NIC: unknown model %q (want %s, %s, %s or %s)", model, NICVirtio, NICE1000, NICE1000E, NICE100082545EM)
+	}
+	dev := model + ",netdev=" + hostNICID + ",mac=" + strings.ToLower(mac) + ",romfile="
+	if n.Slot != 0 {
+		dev += ",addr=" + strconv.Itoa(n.Slot)
+	}
+	return []string{"-netdev", netdev, "-device", dev}, nil
 }
 
 // memRE is the accepted form of Config.Mem.
@@ -260,6 +364,12 @@ func (c Config) normalize() (Config, error) {
 		return c, fmt.Errorf("unknown emulator %q (want qemu or bochs)", c.Emulator)
 	}
 	if c.Emulator == EmulatorBochs {
+		if c.HostNIC != nil {
+			return c, errors.New("a host NIC needs QEMU (Bochs has no user-mode network)")
+		}
+		if len(c.AHCIDisks) > 0 {
+			return c, errors.New("AHCI disks need QEMU (its q35 machine's AHCI controller)")
+		}
 		if c.Boot == "" {
 			c.Boot = BootGRUBBIOS
 		}
@@ -357,6 +467,20 @@ func QEMUArgs(cfg Config, media Media) ([]string, error) {
 	}
 	if !cfg.NoDebugExit {
 		args = append(args, "-device", "isa-debug-exit,iobase=0xf4,iosize=4")
+	}
+	if cfg.HostNIC != nil {
+		nic, err := cfg.HostNIC.args()
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, nic...)
+	}
+	if len(cfg.AHCIDisks) > 0 {
+		disks, err := ahciArgs(cfg.AHCIDisks, cfg.Boot)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, disks...)
 	}
 	if cfg.Boot == BootPVH {
 		args = append(args, "-kernel", cfg.Kernel)

@@ -327,3 +327,58 @@ func TestEcho(t *testing.T) {
 		t.Errorf("echo %q differs from console %q", echo.String(), m.Console.Raw())
 	}
 }
+
+// TestQEMUArgsHostNIC: a host NIC is a virtio-net-pci device without an
+// option ROM on a user-mode netdev, with its MAC, slot and forwarding
+// rules; bad values are refused, and Bochs refuses a host NIC.
+func TestQEMUArgsHostNIC(t *testing.T) {
+	args, err := QEMUArgs(Config{Kernel: "k.elf", HostNIC: &HostNIC{}}, Media{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := argAfter(args, "-netdev"); got != "user,id=hostnic" {
+		t.Errorf("-netdev %q", got)
+	}
+	if got := argAfter(args, "-device"); got != "isa-debug-exit,iobase=0xf4,iosize=4" {
+		t.Errorf("first -device %q", got)
+	}
+	line := strings.Join(args, " ")
+	if !strings.Contains(line, "-device virtio-net-pci,netdev=hostnic,mac="+DefaultHostNICMAC+",romfile= ") {
+		t.Errorf("NIC device missing: %s", line)
+	}
+	if !strings.Contains(line, "-nic none") {
+		t.Errorf("QEMU's default NIC is back: %s", line)
+	}
+
+	args, err = QEMUArgs(Config{Kernel: "k.elf", Boot: BootGRUBBIOS, HostNIC: &HostNIC{MAC: "52:54:00:AB:CD:EF", Slot: 7,
+		HostFwd: []string{"tcp:127.0.0.1:8022-:22", "udp::5353-10.0.2.15:53"}}}, Media{ISO: "j.iso"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := argAfter(args, "-netdev"); got != "user,id=hostnic,hostfwd=tcp:127.0.0.1:8022-:22,hostfwd=udp::5353-10.0.2.15:53" {
+		t.Errorf("-netdev %q", got)
+	}
+	if line := strings.Join(args, " "); !strings.Contains(line, "-device virtio-net-pci,netdev=hostnic,mac=52:54:00:ab:cd:ef,romfile=,addr=7") {
+		t.Errorf("NIC device: %s", line)
+	}
+	if argAfter(args, "-cdrom") != "j.iso" {
+		t.Errorf("boot medium lost: %v", args)
+	}
+
+	for _, n := range []HostNIC{
+		{MAC: "52:54:00:12:34"},
+		{MAC: "01:00:5e:00:00:01"},
+		{MAC: "52:54:00:12:34:56,netdev=x"},
+		{Slot: 32},
+		{Slot: -1},
+		{HostFwd: []string{"tcp::80-:80,restrict=on"}},
+		{HostFwd: []string{"80-:80"}},
+	} {
+		if _, err := QEMUArgs(Config{Kernel: "k.elf", HostNIC: &n}, Media{}); err == nil || !strings.Contains(err.Error(), "host NIC") {
+			t.Errorf("%+v: %v", n, err)
+		}
+	}
+	if _, err := BochsRC(Config{Kernel: "k.elf", Emulator: EmulatorBochs, HostNIC: &HostNIC{}}); err == nil {
+		t.Error("Bochs accepted a host NIC")
+	}
+}
