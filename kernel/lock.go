@@ -21,10 +21,15 @@ import (
 // lock answers TLB shootdowns (tlbAck), because the CPU that holds the lock
 // may be waiting for exactly that.
 
+// spinlock is a ticket lock: CPUs get the lock in the order they asked
+// for it. (A test-and-set lock let a CPU that releases and retakes it in a
+// loop, such as one serving a stream of system calls, starve another for
+// tens of seconds under QEMU.)
 type spinlock struct {
-	v     uint32
-	owner int32 // 1 + the holder's CPU number; 0: free
-	depth int32 // recursive holds (mmLock)
+	next    uint32 // the next ticket to hand out
+	serving uint32 // the ticket that holds the lock
+	owner   int32  // 1 + the holder's CPU number; 0: free
+	depth   int32  // recursive holds (mmLock)
 }
 
 var (
@@ -59,11 +64,10 @@ func (l *spinlock) lockRecursive() {
 
 //go:nosplit
 func (l *spinlock) acquire(me *perCPU) {
-	for !atomic.CompareAndSwapUint32(&l.v, 0, 1) {
-		for atomic.LoadUint32(&l.v) != 0 {
-			tlbAck(me)
-			cpu.Pause()
-		}
+	ticket := atomic.AddUint32(&l.next, 1) - 1
+	for atomic.LoadUint32(&l.serving) != ticket {
+		tlbAck(me)
+		cpu.Pause()
 	}
 	atomic.StoreInt32(&l.owner, me.id+1)
 	// The previous holder may have changed mappings.
@@ -80,7 +84,7 @@ func (l *spinlock) unlock() {
 	}
 	l.depth = 0
 	atomic.StoreInt32(&l.owner, 0)
-	atomic.StoreUint32(&l.v, 0)
+	atomic.AddUint32(&l.serving, 1)
 }
 
 // held reports whether this CPU holds l.

@@ -48,6 +48,8 @@ type perCPU struct {
 	rr      int32  // round-robin cursor while idle
 	_       int32
 
+	sliceEnd uint64 // TSC at which the current thread's time slice ends; 0: none
+
 	// Statistics (atomic): TSC ticks spent running threads, threads
 	// resumed after a switch, IPIs received.
 	runTSC   uint64

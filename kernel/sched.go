@@ -196,10 +196,16 @@ func schedule(c *perCPU) {
 	me := uint64(1) << uint(c.id)
 	for {
 		next := expire(now)
-		rotate := atomic.LoadUint32(&c.resched) != 0
+		// The time slice is the current thread's since it was switched in,
+		// not since its last system call: a thread that enters the kernel
+		// often must not push its slice's end ahead for ever.
+		rotate := atomic.LoadUint32(&c.resched) != 0 || (c.cur >= 0 && c.sliceEnd != 0 && now >= c.sliceEnd)
 		pick := pickThread(c.id, c.cur, rotate, c.rr, me)
 		if pick >= 0 {
 			atomic.StoreUint32(&c.resched, 0)
+			if pick != c.cur || c.sliceEnd == 0 || now >= c.sliceEnd {
+				c.sliceEnd = now + quantum
+			}
 			release(c, pick)
 			threads[pick].owner = c.id + 1
 			// Threads still waiting: idle CPUs get them. A CPU time-slices
@@ -207,8 +213,8 @@ func schedule(c *perCPU) {
 			// several CPUs always: a thread woken elsewhere that only a busy
 			// CPU may run is picked up at that CPU's next tick, without an
 			// IPI into what is likely a guest (see kickWaiting).
-			if (kickWaiting(c) || nCPUs > 1) && quantum != 0 && (next == 0 || now+quantum < next) {
-				next = now + quantum
+			if (kickWaiting(c) || nCPUs > 1) && quantum != 0 && (next == 0 || c.sliceEnd < next) {
+				next = c.sliceEnd
 			}
 			setTimer(c, next)
 			switchTo(c, pick)
@@ -220,6 +226,7 @@ func schedule(c *perCPU) {
 		// the earliest deadline unless another CPU's timer covers it, a
 		// wake-up IPI or a device).
 		release(c, -1)
+		c.sliceEnd = 0
 		kickWaiting(c)
 		if timerCovered(c, next) {
 			next = 0

@@ -160,9 +160,9 @@ func stressRun(t *testing.T, n, secs int) {
 	r := Boot(t, launch.Config{Mem: "256M", CPUs: n, Timeout: BootTimeout + time.Duration(secs)*time.Second,
 		Append: fmt.Sprintf("juice.mode=smpstress juice.stress=%d juice.panic=poweroff", secs)})
 	r.ExpectNext(fmt.Sprintf("smp: %d of %d CPUs online", n, n))
-	r.ExpectNext(fmt.Sprintf("smpstress: %d CPUs, GOMAXPROCS %d, running for %ds", n, n, secs))
-	verdict := r.ExpectMatch("the stress verdict", regexp.MustCompile(`^smpstress: (pass|FAIL)`).MatchString)
-	t.Log(verdict)
+	r.ExpectNext(fmt.Sprintf("smpstress: %d CPUs, GOMAXPROCS %d, running for %v", n, n, time.Duration(secs)*time.Second))
+	t.Log(r.ExpectMatch("the stress figures", regexp.MustCompile(`^smpstress: [0-9]+ CPUs, [0-9]+ workers`).MatchString))
+	r.ExpectMatch("the stress verdict", regexp.MustCompile(`^smpstress: (pass|FAIL)`).MatchString)
 	if fails := r.Find("smpstress: FAIL"); len(fails) > 0 {
 		r.Wait()
 		t.Fatalf("stress run failed: %q", fails)

@@ -287,14 +287,15 @@ func smpStress() int {
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
+	log.Printf("smpstress: %d CPUs, %d workers, %d rounds, %d GC cycles, %d TLB shootdowns, latest timer %v late, longest wait for a CPU %v",
+		len(cpus), len(workers), rounds, ms.NumGC, kernel.TLBShootdowns()-shoot0, time.Duration(maxLate.Load()).Round(time.Microsecond),
+		kernel.MaxRunDelay().Round(time.Microsecond))
 	if len(fails) > 0 {
 		for _, f := range fails {
 			log.Printf("smpstress: FAIL: %s", f)
 		}
 		return 1
 	}
-	log.Printf("smpstress: pass: %d CPUs, %d workers, %d rounds, %d GC cycles, %d TLB shootdowns, latest timer %v late, longest wait for a CPU %v",
-		len(cpus), len(workers), rounds, ms.NumGC, kernel.TLBShootdowns()-shoot0, time.Duration(maxLate.Load()).Round(time.Microsecond),
-		kernel.MaxRunDelay().Round(time.Microsecond))
+	log.Printf("smpstress: pass")
 	return 0
 }
