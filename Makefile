@@ -14,8 +14,9 @@
 #                   bench guest under juice and plain QEMU (juice bench --vm),
 #                   the JeOS guest's boot to user space under juice and
 #                   directly on QEMU (juice bench --jeos), virtio-blk
-#                   throughput against QEMU's own (juice bench --blk) and Go
-#                   micro-benchmarks
+#                   throughput against QEMU's own (juice bench --blk),
+#                   guest-to-guest TCP throughput against QEMU's own
+#                   virtio-net (juice bench --net) and Go micro-benchmarks
 #   make clean      remove build/
 
 SHELL := /bin/bash
@@ -105,6 +106,7 @@ bench: setup build guests jeos
 	$(BUILD)/juice bench --vm --runs $(RUNS) --guest $(GUESTS)/bench.elf || status=$$?; \
 	$(BUILD)/juice bench --jeos --runs $(JEOS_RUNS) --jeos-dir $(JEOS) || status=$$?; \
 	$(BUILD)/juice bench --blk --runs $(JEOS_RUNS) --jeos-dir $(JEOS) || status=$$?; \
+	$(BUILD)/juice bench --net --runs $(JEOS_RUNS) --jeos-dir $(JEOS) || status=$$?; \
 	pkgs=""; \
 	for d in $(BENCH_DIRS); do \
 		if [ -d "$$d" ] && [ -n "$$($(GO) list ./$$d/... 2>/dev/null)" ]; then pkgs="$$pkgs ./$$d/..."; fi; \

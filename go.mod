@@ -68,11 +68,13 @@ tool (
 	github.com/u-root/u-root/cmds/core/ip
 	github.com/u-root/u-root/cmds/core/ls
 	github.com/u-root/u-root/cmds/core/md5sum
+	github.com/u-root/u-root/cmds/core/mkdir
 	github.com/u-root/u-root/cmds/core/mount
 	github.com/u-root/u-root/cmds/core/netcat
 	github.com/u-root/u-root/cmds/core/ping
 	github.com/u-root/u-root/cmds/core/ps
 	github.com/u-root/u-root/cmds/core/sleep
 	github.com/u-root/u-root/cmds/core/sync
+	github.com/u-root/u-root/cmds/core/umount
 	github.com/u-root/u-root/cmds/core/uname
 )

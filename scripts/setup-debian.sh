@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what building and testing juice needs on Debian 12: QEMU,
-# GRUB (BIOS and UEFI) with the ISO tools, OVMF and Bochs. Only missing
+# Installs what building and testing juice needs on Debian 12: QEMU (with
+# SeaBIOS and the iPXE network boot ROMs), GRUB (BIOS and UEFI) with the
+# ISO, FAT and network-boot tools, OVMF and Bochs. Only missing
 # packages are installed, so a second run is a fast no-op. apt's index must
 # know linux-image-amd64, the JeOS guest's kernel (juice jeos). Installing needs
 # root; without it the script lists what is missing and fails. Then it
@@ -8,14 +9,14 @@
 set -euo pipefail
 
 PACKAGES=(
-	qemu-system-x86 qemu-utils
+	qemu-system-x86 qemu-utils seabios ipxe-qemu
 	grub-pc-bin grub-efi-amd64-bin grub-common xorriso mtools
 	ovmf
 	bochs bochsbios vgabios
 )
 
 # Commands that stand for the packages on hosts without dpkg.
-COMMANDS=(qemu-system-x86_64 qemu-img grub-mkrescue xorriso mformat bochs)
+COMMANDS=(qemu-system-x86_64 qemu-img grub-mkrescue grub-mkimage grub-mknetdir xorriso mformat mcopy bochs)
 
 cd "$(dirname "$0")/.."
 

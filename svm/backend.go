@@ -299,9 +299,15 @@ func (c *VCPU) setup(v *vmm.VCPU) {
 	m := c.vmcb
 	m.Clear()
 	misc1 := uint32(defaultMisc1)
-	if c.b.Caps.PauseFilter {
+	switch {
+	case c.b.Caps.PauseFilter:
 		misc1 |= InterceptPAUSE
 		m.SetPauseFilterCount(pauseFilterCount)
+	case len(c.vm.VCPUs()) > 1:
+		// Without the filter every PAUSE exits; a guest with several
+		// vCPUs spins with PAUSE while it waits for another vCPU (a
+		// lock, a function-call IPI), and the exit lets that one run.
+		misc1 |= InterceptPAUSE
 	}
 	m.SetInterceptMisc1(misc1)
 	m.SetInterceptMisc2(defaultMisc2)

@@ -13,6 +13,7 @@ import (
 
 	"juice/cmd/juice/jeos"
 	"juice/cmd/juice/launch"
+	"juice/vmm/bundle"
 )
 
 // The JeOS tests boot Debian's stock kernel with the JeOS initramfs (built
@@ -250,4 +251,88 @@ func shellExpect(t *testing.T, r *Run, in console, cmd, want string, budget time
 		r.fail(fmt.Sprintf("%q after typing %q", want, cmd), err)
 	}
 	r.next = l.Index + 1
+}
+
+// TestJeOSConsoleCommands: juice's own command line on its console
+// (Ctrl-\ :) lists the bundle's VMs with their state, restarts a running
+// guest from its images and stops it; keys typed there never reach the
+// guest; juice ends when its last VM has stopped (status 125: the first
+// VM did not exit by itself).
+func TestJeOSConsoleCommands(t *testing.T) {
+	img := JeOS(t)
+	kernel := img.Vmlinux
+	if kernel == "" {
+		kernel = img.Kernel
+	}
+	r, in := bootJeOS(t, kernel, "console=ttyS0", 5*time.Minute)
+	r.ExpectMatch("the guest's ready marker", contains("[jeos] "+jeos.ReadyMarker))
+	cmd := func(line string) {
+		if _, err := io.WriteString(in.w, "\x1c:"+line+"\r"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd("list")
+	row := regexp.MustCompile(`juice: jeos +running +256 MiB +1 +1 +[0-9]+$`)
+	r.ExpectMatch("the list's row for the running VM", row.MatchString)
+	cmd("restart jeos")
+	r.ExpectNext("juice: vm jeos: restarted from juice's console")
+	r.ExpectNext("juice: vm jeos: restarting (boot 2)")
+	l, err := r.M.Console.Wait(r.ctx, r.next, contains("[jeos] "+jeos.ReadyMarker))
+	if err != nil {
+		r.fail("the ready marker after the restart", err)
+	}
+	r.next = l.Index + 1
+	shellCommand(t, r, in) // the guest still takes its own input
+	cmd("list")
+	row2 := regexp.MustCompile(`juice: jeos +running +256 MiB +1 +2 +[0-9]+$`)
+	l, err = r.M.Console.Wait(r.ctx, r.next, row2.MatchString)
+	if err != nil {
+		r.fail("the list's row after the restart (2 boots)", err)
+	}
+	r.next = l.Index + 1
+	cmd("stop jeos")
+	r.ExpectNext("juice: vm jeos: stopped (killed): stopped from juice's console")
+	res := r.Wait()
+	if !res.Exited() || res.Status != 125 {
+		t.Fatalf("run ended: %v; want juice to exit with status 125 once its only VM was stopped", res)
+	}
+	for _, l := range r.Texts() {
+		if strings.Contains(l, "[jeos]") && (strings.Contains(l, "restart jeos") || strings.Contains(l, "stop jeos")) {
+			t.Errorf("the guest saw juice's command line: %q", l)
+		}
+	}
+}
+
+// TestJeOSHvc0Shell: a JeOS guest with a virtio console keeps a shell on
+// hvc0 beside the one on COM1; Ctrl-\ n moves juice's console input to
+// hvc0, a command typed there runs with hvc0 as its terminal and its
+// output comes back in the VM's stream; Ctrl-\ n again returns to COM1,
+// where poweroff ends the VM.
+func TestJeOSHvc0Shell(t *testing.T) {
+	img := JeOS(t)
+	kernel := img.Vmlinux
+	if kernel == "" {
+		kernel = img.Kernel
+	}
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.Close() })
+	vm := jeosVM(img, kernel, "console=ttyS0")
+	vm.Devices = &bundle.ManifestDevices{Console: true}
+	r := BootVMs(t, launch.Config{Mem: "512M", Stdin: pr, Timeout: 5 * time.Minute}, vm)
+	in := console{t: t, w: pw}
+	r.ExpectMatch("the guest's ready marker with hvc0", func(s string) bool {
+		return strings.Contains(s, "[jeos] "+jeos.ReadyMarker) && strings.Contains(s, "vport")
+	})
+	io.WriteString(pw, "\x1cn")
+	r.ExpectNext("juice: console input goes to vm jeos virtio console (hvc0)")
+	fd0 := regexp.MustCompile(`^\[jeos\] .*-> /dev/hvc0\s*$`)
+	// The hvc0 shell may still be starting: what is typed waits in the
+	// virtio console's input buffer and the tty.
+	in.typeLine("ls -l /proc/self/fd/0")
+	r.ExpectMatch("the hvc0 shell's answer", fd0.MatchString)
+	io.WriteString(pw, "\x1cn")
+	r.ExpectNext("juice: console input goes to vm jeos COM1 (ttyS0)")
+	shellCommand(t, r, in)
+	shellExpect(t, r, in, "poweroff", "juice: vm jeos: exited with status 0: guest powered off (ACPI S5)", 90*time.Second)
+	r.ExpectExit(0)
 }

@@ -92,6 +92,18 @@ type vcpuCore struct {
 	// started is set by StartVCPU (under VM.mu).
 	started bool
 
+	// mp is the INIT/STARTUP state (mp.go): 0 while the vCPU runs; other
+	// vCPUs change it, the vCPU's own loop applies it. parked is set
+	// while only an INIT or a STARTUP can wake the vCPU (VM.parked
+	// counts them).
+	mp     atomic.Uint32
+	parked atomic.Bool
+	// yield asks the loop to yield the host CPU after this exit (Yield).
+	yield bool
+	// sliceEnd is the host time (VM clock, ns) at which the loop yields
+	// the host CPU even if nothing asked it to (timeSlice).
+	sliceEnd int64
+
 	// MSRs emulated by the core alone (not in hardware guest state).
 	mtrrDefType uint64
 	miscEnable  uint64
@@ -99,8 +111,8 @@ type vcpuCore struct {
 	// decode caches decoded MMIO instructions; next is the slot the
 	// next miss replaces.
 	decode     [decodeCacheSize]decodeEntry
-	decodeNext uint64                // decodes so far (misses)
-	decodeWay  [decodeSets]uint8     // next way each set replaces
+	decodeNext uint64            // decodes so far (misses)
+	decodeWay  [decodeSets]uint8 // next way each set replaces
 	// fetch holds the instruction bytes fetched at RIP for this exit.
 	fetch [15]byte
 

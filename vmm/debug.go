@@ -1,5 +1,7 @@
 package vmm
 
+import "sync/atomic"
+
 // State dumps: an operator (juice's console escape) or a test asks every
 // vCPU of a VM to describe itself. The description is taken on the
 // vCPU's own goroutine, where its registers are coherent: at the top of
@@ -14,7 +16,10 @@ type DumpFunc func(v *VCPU, d VCPUDump)
 
 // VCPUDump is what a vCPU reports when asked for its state.
 type VCPUDump struct {
-	Halted     bool
+	Halted bool
+	// WaitSIPI: the vCPU waits for a STARTUP IPI (an application
+	// processor not started yet, or stopped by an INIT).
+	WaitSIPI   bool
 	RIP, RSP   uint64
 	RFLAGS     uint64
 	CR0, CR3   uint64
@@ -58,7 +63,7 @@ func (vm *VM) takeDump(v *VCPU, halted bool) {
 	}
 	v.syncSRegs()
 	d := VCPUDump{
-		Halted: halted, RIP: v.Regs.RIP, RSP: v.Regs.RSP, RFLAGS: v.Regs.RFLAGS,
+		Halted: halted, WaitSIPI: v.c.mp.Load()&mpWaitSIPI != 0, RIP: v.Regs.RIP, RSP: v.Regs.RSP, RFLAGS: v.Regs.RFLAGS,
 		CR0: v.SRegs.CR0, CR3: v.SRegs.CR3, CR4: v.SRegs.CR4, EFER: v.SRegs.EFER,
 		LastExit: v.Exit.Reason, HasPending: v.HasPending, Pending: v.Pending,
 		WindowOn: v.c.windowOn, TimerArmed: v.c.timerArmed, PlatArmed: v.c.platArmed,
@@ -78,4 +83,17 @@ func (vm *VM) takeDump(v *VCPU, halted bool) {
 		d.PlatIn = v.c.platNext - now
 	}
 	(*p)(v, d)
+}
+
+// ExitCount is the number of exits of all the VM's vCPUs so far, for
+// status displays. It reads the vCPUs' counters while they run: each
+// count is one aligned word, so the sum is at worst a few exits stale.
+func (vm *VM) ExitCount() uint64 {
+	var n uint64
+	for _, v := range vm.vcpus {
+		for i := range v.Exits {
+			n += atomic.LoadUint64(&v.Exits[i])
+		}
+	}
+	return n
 }

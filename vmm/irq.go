@@ -136,14 +136,15 @@ func (vm *VM) halt(v *VCPU, rip uint64) {
 		return // an event (re-queued by the backend) is delivered at entry
 	}
 	if v.Regs.RFLAGS&rflagsIF == 0 {
-		// Only NMI, SMI, INIT or reset end such a halt; juice raises none.
-		vm.stopf(HaltedForever, -1, "vCPU %d halted with interrupts disabled (RFLAGS %#x) at RIP %#x: nothing can wake it",
-			v.ID, v.Regs.RFLAGS, rip)
+		vm.haltNoIntr(v, rip)
 		return
 	}
 	for !vm.stopped() {
 		if c.dump.Load() != nil {
 			vm.takeDump(v, true)
+		}
+		if c.mp.Load() != 0 {
+			return // an INIT: the run loop applies it
 		}
 		vm.checkTimer(v)
 		vm.pollPlatform(v)
@@ -180,5 +181,37 @@ func (vm *VM) halt(v *VCPU, rip uint64) {
 			c.timer.Stop()
 		case <-c.timer.C:
 		}
+	}
+}
+
+// haltNoIntr handles HLT with interrupts disabled: only NMI, SMI, INIT or
+// reset end such a halt, and of those juice delivers INIT alone (another
+// vCPU's IPI: how Linux restarts a CPU it offlined, which waits this
+// way). The vCPU is parked until an INIT arrives; when every vCPU is
+// parked nothing can wake any of them and the VM stops with
+// HaltedForever.
+func (vm *VM) haltNoIntr(v *VCPU, rip uint64) {
+	c := &v.c
+	for !vm.stopped() {
+		if c.dump.Load() != nil {
+			vm.takeDump(v, true)
+		}
+		if c.mp.Load() != 0 {
+			vm.unpark(v)
+			return // the run loop applies the INIT
+		}
+		if vm.park(v) {
+			if len(vm.vcpus) == 1 {
+				vm.stopf(HaltedForever, -1, "vCPU %d halted with interrupts disabled (RFLAGS %#x) at RIP %#x: nothing can wake it",
+					v.ID, v.Regs.RFLAGS, rip)
+			} else {
+				vm.stopf(HaltedForever, -1, "vCPU %d halted with interrupts disabled (RFLAGS %#x) at RIP %#x and every other vCPU is halted the same way or waiting for a STARTUP IPI: nothing can wake them",
+					v.ID, v.Regs.RFLAGS, rip)
+			}
+			return
+		}
+		c.haltPolls++
+		c.haltSleep, c.haltAt = -1, vm.clock()
+		<-c.wake
 	}
 }

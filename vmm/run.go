@@ -30,6 +30,10 @@ import (
 // was not started.
 func (vm *VM) RunVCPU(v *VCPU) StopReason {
 	for !vm.stopped() {
+		if v.c.mp.Load() != 0 {
+			vm.mpWait(v) // an INIT, a STARTUP, or waiting for one
+			continue
+		}
 		vm.step(v)
 	}
 	return StopReason(vm.state.Load())
@@ -55,7 +59,24 @@ func (vm *VM) step(v *VCPU) {
 	if r := v.Exit.Reason; int(r) < len(v.HandleTicks) {
 		v.HandleTicks[r] += vm.hostTSC() - t1
 	}
+	if now := vm.clock(); v.c.yield || now >= v.c.sliceEnd {
+		// After the accounting: the time other goroutines run is not
+		// this exit's. A vCPU whose guest exits often (port I/O in a
+		// loop) never blocks and would otherwise keep the host CPU
+		// until the runtime preempts it, which a goroutine that was
+		// just made runnable (another VM starting) may wait seconds
+		// for: the loop gives the CPU up at least every timeSlice.
+		v.c.yield = false
+		v.c.sliceEnd = now + timeSlice
+		runtime.Gosched()
+	}
 }
+
+// timeSlice is the longest a vCPU loop keeps the host CPU without
+// offering it to other runnable goroutines (other vCPUs, VMs, device
+// work), in nanoseconds. A guest that never exits by itself still
+// leaves on the host's timer interrupts, which end its entries.
+const timeSlice = 4_000_000
 
 // dispatch handles the exit in v.Exit.
 func (vm *VM) dispatch(v *VCPU) {
@@ -113,7 +134,7 @@ func (vm *VM) dispatch(v *VCPU) {
 		if n, ok := vm.instrLen(v); ok {
 			vm.advance(v, n)
 		}
-		runtime.Gosched() // a spinning guest: let other goroutines run
+		v.Yield() // a spinning guest: let other goroutines run
 	case ExitException:
 		// Intercepted guest exceptions (#AC, #DB: intercepted so that a
 		// guest cannot loop the CPU in microcode delivering them) go back
@@ -145,6 +166,12 @@ func (vm *VM) dispatch(v *VCPU) {
 			v.ID, r, e.Raw, e.Info1, e.Info2, v.Regs.RIP)
 	}
 }
+
+// Yield asks v's loop to give up the host CPU to other goroutines (other
+// vCPUs, device work) once the current exit is handled, as it does after
+// a PAUSE exit. The platform calls it on v's goroutine, from the exit
+// path (an IPI v sent to another vCPU). Allocation-free.
+func (v *VCPU) Yield() { v.c.yield = true }
 
 // otherVendorHypercall reports whether the #UD in v.Exit came from VMCALL
 // (0F 01 C1) or VMMCALL (0F 01 D9) at RIP: the hypercall instruction of

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -595,4 +596,34 @@ func TestExitReasonStrings(t *testing.T) {
 	if !strings.Contains(ExitIntrWindow.String(), "window") {
 		t.Fatal(ExitIntrWindow.String())
 	}
+}
+
+// TestLoopYieldsEachTimeSlice: a vCPU whose guest exits and re-enters
+// without ever blocking (ExitNone over and over) gives the host CPU to
+// other runnable goroutines once its time slice is over, even on one
+// host CPU: a VM started beside a busy one is not left waiting for the
+// runtime's preemption (a CI failure: the second VM of a bundle started
+// only after the first one ended, 11 s later).
+func TestLoopYieldsEachTimeSlice(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var now atomic.Int64
+	tv := newTestVM(t, Config{Clock: now.Load})
+	v := tv.VCPU(0)
+	tv.script(0, fakeStep{exit: Exit{Reason: ExitNone}})
+	tv.fake(0).loop = true
+	for round := range 3 {
+		var ran atomic.Bool
+		go ran.Store(true)
+		// Inside the slice the loop keeps the CPU (the other goroutine
+		// may still run if the runtime preempts the test: not asserted).
+		for range 100 {
+			tv.step(v)
+		}
+		now.Add(timeSlice)
+		tv.step(v) // the slice ended: this step yields
+		if !ran.Load() {
+			t.Fatalf("round %d: a runnable goroutine did not run when the vCPU's time slice ended", round)
+		}
+	}
+	tv.wantRunning(t)
 }

@@ -130,6 +130,9 @@ type VM struct {
 	// state is the StopReason once the VM has stopped (Running before);
 	// the vCPU loops poll it once per exit.
 	state atomic.Uint32
+	// parked counts the vCPUs that only an INIT or a STARTUP IPI can
+	// wake (mp.go); when it reaches the vCPU count the VM stops.
+	parked atomic.Int32
 
 	mu         sync.Mutex // guards the fields below
 	stopStatus int
@@ -206,6 +209,11 @@ func New(cfg Config, host *Host, be Backend) (*VM, error) {
 			return nil, fmt.Errorf("vm %q: vCPU %d: %v", name, i, err)
 		}
 		v.backend = b
+		if i > 0 {
+			// An application processor waits for a STARTUP IPI.
+			v.c.mp.Store(mpWaitSIPI)
+			vm.park(v)
+		}
 	}
 	return vm, nil
 }
@@ -262,14 +270,31 @@ func (vm *VM) HostTSC() uint64 { return vm.hostTSC() }
 // Now is the VM's clock (monotonic nanoseconds).
 func (vm *VM) Now() int64 { return vm.clock() }
 
-// Start runs the boot vCPU (vCPU 0) in its own goroutine and seals the
-// buses (no device may be registered after Start). The other vCPUs wait
-// for StartVCPU (an application processor starts when the guest's
-// INIT-SIPI says so, once an APIC model exists).
-func (vm *VM) Start() error { return vm.StartVCPU(0) }
+// Start runs every vCPU in its own goroutine and seals the buses (no
+// device may be registered after Start): the boot vCPU (vCPU 0) from the
+// state the loader gave it, the others (application processors) waiting
+// for the STARTUP IPI the guest sends them (mp.go), so that starting one
+// needs no allocation. It fails if vCPU 0 was started already.
+func (vm *VM) Start() error {
+	if err := vm.StartVCPU(0); err != nil {
+		return err
+	}
+	for id := 1; id < len(vm.vcpus); id++ {
+		if err := vm.startVCPU(id, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // StartVCPU runs vCPU id in its own goroutine (each vCPU at most once).
-func (vm *VM) StartVCPU(id int) error {
+// An application processor's goroutine waits for a STARTUP IPI before
+// it enters the guest (mp.go).
+func (vm *VM) StartVCPU(id int) error { return vm.startVCPU(id, false) }
+
+// startVCPU is StartVCPU; with ifNeeded a vCPU already started is not an
+// error.
+func (vm *VM) startVCPU(id int, ifNeeded bool) error {
 	v := vm.VCPU(id)
 	if v == nil {
 		return fmt.Errorf("vm %q: no vCPU %d", vm.Name, id)
@@ -279,6 +304,8 @@ func (vm *VM) StartVCPU(id int) error {
 	switch {
 	case vm.closed:
 		return fmt.Errorf("vm %q: closed", vm.Name)
+	case v.c.started && ifNeeded:
+		return nil
 	case v.c.started:
 		return fmt.Errorf("vm %q: vCPU %d already started", vm.Name, id)
 	}

@@ -27,6 +27,15 @@
 //
 // and carries on (powering off after it when jeos.poweroff is given).
 //
+// When the guest has a virtio console (/dev/hvc0 once the modules are
+// loaded), jeosinit also keeps a shell on it, besides the one u-root's
+// init runs on the kernel's console: right after the marker it starts
+// itself as "jeosinit getty /dev/hvc0" in a session of its own, which
+// runs /bin/sh with hvc0 as its controlling terminal and its standard
+// input, output and error, and starts another when it ends (see getty).
+// It does not when hvc0 is the kernel's console already (console=hvc0:
+// u-root's shell is there) or with jeos.poweroff (nobody will type).
+//
 // jeosinit is also the guest's poweroff and reboot: it syncs and calls
 // reboot(2) when its name (argv[0]) or its first argument is "poweroff"
 // or "reboot". The image puts /bin/poweroff and /bin/reboot on PATH as
@@ -57,6 +66,10 @@ const (
 	ipTool = "/bbin/ip"
 	// netIface is the interface jeos.ip configures.
 	netIface = "eth0"
+	// hvcTTY is the virtio console's terminal, where getty keeps a shell.
+	hvcTTY = "/dev/hvc0"
+	// hvcName is its name on the kernel command line (console=hvc0).
+	hvcName = "hvc0"
 )
 
 // action is what one run of jeosinit does.
@@ -67,6 +80,7 @@ const (
 	actInit     action = iota // load modules, print the marker
 	actPoweroff               // sync and power off
 	actReboot                 // sync and restart
+	actGetty                  // keep a shell on a terminal
 )
 
 // String names the action as on the command line.
@@ -76,6 +90,8 @@ func (a action) String() string {
 		return "poweroff"
 	case actReboot:
 		return "reboot"
+	case actGetty:
+		return "getty"
 	}
 	return "init"
 }
@@ -93,9 +109,20 @@ type system struct {
 	execShell  func(path string) error                // execve; returns only on failure
 	idle       func()                                 // never returns (pid 1 with nothing to run)
 	now        func() time.Time                       // for jeos.verbose timings
-	glob       func(pattern string) ([]string, error) // filepath.Glob over /sys; nil: no devices
+	glob       func(pattern string) ([]string, error) // filepath.Glob over /sys and /dev; nil: no devices
 	stdout     io.Writer                              // the marker
 	stderr     io.Writer                              // messages
+	sleep      func(d time.Duration)                  // time.Sleep (getty's pauses)
+	self       string                                 // argv[0], for starting jeosinit again
+
+	// spawn starts jeosinit again, with argv, in a session of its own
+	// and without waiting for it: standard input empty, output and
+	// errors to the console.
+	spawn func(argv []string) error
+	// ttyShell runs the shell (a path) in a session of its own with tty
+	// as its controlling terminal and standard input, output and error,
+	// and waits for it to end; its error is as command's.
+	ttyShell func(tty, shell string) error
 
 	// command runs argv[0] (a path) with argv, standard input empty and
 	// output to stdout and stderr, and waits for it; a non-zero exit is
@@ -110,32 +137,46 @@ func main() {
 
 // run is jeosinit with argv and returns its exit status.
 func run(sys *system, argv []string) int {
-	switch a := chooseAction(argv); a {
+	a, args := chooseAction(argv)
+	switch a {
 	case actPoweroff, actReboot:
 		sys.sync()
 		err := sys.reboot(a)
 		fmt.Fprintf(sys.stderr, "%s: %v\n", a, err)
 		return 1
+	case actGetty:
+		if len(args) != 1 || !strings.HasPrefix(args[0], "/dev/") {
+			fmt.Fprintf(sys.stderr, "usage: jeosinit getty /dev/TTY (not %q)\n", args)
+			return 2
+		}
+		return getty(sys, args[0], 0)
 	}
 	return initGuest(sys)
 }
 
 // chooseAction picks the action from the program name or, failing that,
 // the first argument (u-root's busybox replaces argv[0] with the name of
-// the command it runs, so /bin/poweroff is "jeosinit poweroff").
-func chooseAction(argv []string) action {
+// the command it runs, so /bin/poweroff is "jeosinit poweroff"), and
+// returns the arguments after the one that named it.
+func chooseAction(argv []string) (action, []string) {
 	for i, s := range argv {
 		if i > 1 {
 			break
 		}
+		a := actInit
 		switch filepath.Base(s) {
 		case "poweroff":
-			return actPoweroff
+			a = actPoweroff
 		case "reboot":
-			return actReboot
+			a = actReboot
+		case "getty":
+			a = actGetty
+		}
+		if a != actInit {
+			return a, argv[i+1:]
 		}
 	}
-	return actInit
+	return actInit, nil
 }
 
 // initGuest mounts (as pid 1), loads the modules, prints the marker and
@@ -190,6 +231,14 @@ func initGuest(sys *system) int {
 		configureNet(sys, opts.ip)
 	}
 	fmt.Fprintln(sys.stdout, marker(uptime, loaded, len(mods))+" devices="+devs)
+
+	if !opts.poweroff && !opts.hvcConsole && exists(sys, hvcTTY) {
+		// Started after the marker, so that it does not delay it.
+		argv := []string{sys.self, "getty", hvcTTY}
+		if err := sys.spawn(argv); err != nil {
+			fmt.Fprintf(sys.stderr, "jeosinit: no shell on %s: %v\n", hvcTTY, err)
+		}
+	}
 
 	if opts.exec != "" {
 		// The command's output and ours go to the console in turn.
@@ -309,6 +358,48 @@ func devices(sys *system) string {
 		return "none"
 	}
 	return strings.Join(out, ",")
+}
+
+// exists reports whether a file is there (by the system's glob).
+func exists(sys *system, name string) bool {
+	if sys.glob == nil {
+		return false
+	}
+	m, err := sys.glob(name)
+	return err == nil && len(m) > 0
+}
+
+// Pauses between getty's shells.
+const (
+	gettyPause    = time.Second      // after a shell that ran a while
+	gettyMaxPause = time.Minute      // at most, after shells that keep failing
+	gettyQuick    = 10 * time.Second // a shell ending sooner failed (or was left at once)
+)
+
+// getty keeps a shell on tty, as a getty keeps a login there: it runs
+// one (sys.ttyShell), waits for it to end, pauses and starts the next.
+// The pause is gettyPause after a shell that ran at least gettyQuick and
+// doubles, up to gettyMaxPause, while shells end sooner, so that a
+// terminal that cannot work does not keep the guest busy. It returns
+// after max shells; 0 means never.
+func getty(sys *system, tty string, max int) int {
+	pause := gettyPause
+	for n := 1; max == 0 || n <= max; n++ {
+		start := sys.now()
+		err := sys.ttyShell(tty, shell)
+		if exitStatus(err) < 0 {
+			fmt.Fprintf(sys.stderr, "jeosinit: shell on %s: %v\n", tty, err)
+		}
+		if sys.now().Sub(start) >= gettyQuick {
+			pause = gettyPause
+		} else {
+			pause = min(2*pause, gettyMaxPause)
+		}
+		if max == 0 || n < max {
+			sys.sleep(pause)
+		}
+	}
+	return 0
 }
 
 // marker is the line jeosinit prints when the guest is ready.

@@ -16,23 +16,28 @@ func TestChooseAction(t *testing.T) {
 	cases := []struct {
 		argv []string
 		want action
+		rest []string
 	}{
-		{[]string{"/bbin/jeosinit"}, actInit},
-		{[]string{"/bin/uinit"}, actInit},
-		{[]string{"/init", "-v"}, actInit},
-		{nil, actInit},
-		{[]string{"poweroff"}, actPoweroff},
-		{[]string{"/sbin/reboot", "-f"}, actReboot},
+		{[]string{"/bbin/jeosinit"}, actInit, nil},
+		{[]string{"/bin/uinit"}, actInit, nil},
+		{[]string{"/init", "-v"}, actInit, nil},
+		{nil, actInit, nil},
+		{[]string{"poweroff"}, actPoweroff, []string{}},
+		{[]string{"/sbin/reboot", "-f"}, actReboot, []string{"-f"}},
 		// u-root's busybox rewrites argv[0]; the shebang scripts pass
 		// the verb first, then the script's path.
-		{[]string{"/bbin/jeosinit", "poweroff", "/bin/poweroff"}, actPoweroff},
-		{[]string{"/bbin/jeosinit", "reboot", "/bin/reboot", "now"}, actReboot},
+		{[]string{"/bbin/jeosinit", "poweroff", "/bin/poweroff"}, actPoweroff, []string{"/bin/poweroff"}},
+		{[]string{"/bbin/jeosinit", "reboot", "/bin/reboot", "now"}, actReboot, []string{"/bin/reboot", "now"}},
 		// Only argv[0] and argv[1] count.
-		{[]string{"/bbin/jeosinit", "-v", "poweroff"}, actInit},
+		{[]string{"/bbin/jeosinit", "-v", "poweroff"}, actInit, nil},
+		// What initGuest starts for hvc0.
+		{[]string{"/bbin/jeosinit", "getty", "/dev/hvc0"}, actGetty, []string{"/dev/hvc0"}},
+		{[]string{"/init", "getty", "/dev/hvc0"}, actGetty, []string{"/dev/hvc0"}},
+		{[]string{"getty", "/dev/hvc0"}, actGetty, []string{"/dev/hvc0"}},
 	}
 	for _, c := range cases {
-		if got := chooseAction(c.argv); got != c.want {
-			t.Errorf("chooseAction(%q) = %v, want %v", c.argv, got, c.want)
+		if got, rest := chooseAction(c.argv); got != c.want || !reflect.DeepEqual(rest, c.rest) {
+			t.Errorf("chooseAction(%q) = %v, %q; want %v, %q", c.argv, got, rest, c.want, c.rest)
 		}
 	}
 }
@@ -74,6 +79,10 @@ func TestParseOptions(t *testing.T) {
 			options{exec: "sleep 2; ping -c 3 10.0.2.1 | md5sum > /tmp/x", poweroff: true}},
 		{`jeos.exec=echo jeos.exec="a=b c"`, options{exec: "a=b c"}},
 		{`foo="jeos.exec=x"`, options{}},
+		{"console=hvc0", options{hvcConsole: true}},
+		{"console=ttyS0,115200n8 console=hvc0,9600 quiet", options{hvcConsole: true}},
+		{"console=hvc0 console=ttyS0", options{hvcConsole: true}},
+		{"console=hvc1 console=ttyS0 xconsole=hvc0", options{}},
 	}
 	for _, c := range cases {
 		if got := parseOptions(c.cmdline); got != c.want {
@@ -129,13 +138,14 @@ func TestMarker(t *testing.T) {
 
 // fakeSystem is a system that records what jeosinit does.
 type fakeSystem struct {
-	files   map[string]string
-	modErrs map[string]error // per module path; missing = loads fine
-	calls   []string
-	cmdErrs map[string]error // per command line (argv joined by spaces); missing = exits 0
-	cmdOut  string           // what each command prints on its stdout
-	stdout  bytes.Buffer
-	stderr  bytes.Buffer
+	files    map[string]string
+	modErrs  map[string]error // per module path; missing = loads fine
+	calls    []string
+	cmdErrs  map[string]error // per command line (argv joined by spaces); missing = exits 0
+	cmdOut   string           // what each command prints on its stdout
+	spawnErr error            // what spawn returns
+	stdout   bytes.Buffer
+	stderr   bytes.Buffer
 }
 
 // sys returns the system, as pid pid.
@@ -170,7 +180,17 @@ func (f *fakeSystem) sys(pid int) *system {
 			io.WriteString(stdout, f.cmdOut)
 			return f.cmdErrs[line]
 		},
-		now:    func() time.Time { return time.Unix(0, 0) },
+		now:   func() time.Time { return time.Unix(0, 0) },
+		sleep: func(d time.Duration) { rec("sleep " + d.String()) },
+		self:  "/bbin/jeosinit",
+		spawn: func(argv []string) error {
+			rec("spawn " + strings.Join(argv, " ") + " after " + lastLine(f.stdout.String()))
+			return f.spawnErr
+		},
+		ttyShell: func(tty, shell string) error {
+			rec("shell " + shell + " on " + tty)
+			return nil
+		},
 		stdout: &f.stdout,
 		stderr: &f.stderr,
 	}
@@ -409,5 +429,167 @@ func TestRunCommand(t *testing.T) {
 	}
 	if err := runCommand(nil, &out, &out); err == nil {
 		t.Error("empty argv ran")
+	}
+}
+
+// withHvc0 is the system with a virtio console: /dev/hvc0 is there.
+func withHvc0(sys *system) *system {
+	sys.glob = func(p string) ([]string, error) {
+		if p == "/dev/hvc0" {
+			return []string{p}, nil
+		}
+		return nil, nil
+	}
+	return sys
+}
+
+func TestInitGuestStartsShellOnHvc0(t *testing.T) {
+	const ready = "JEOS-READY uptime=1.00 modules=1/1 devices=none"
+	files := func(cmdline string) map[string]string {
+		return map[string]string{
+			"/proc/cmdline":            cmdline,
+			"/proc/uptime":             "1.00 0.50",
+			"/lib/modules/juice/order": "virtio_console.ko\n",
+		}
+	}
+	// With hvc0: the getty starts right after the marker, before
+	// jeos.exec runs.
+	f := &fakeSystem{files: files(`console=ttyS0 jeos.exec="echo hi"`)}
+	if rc := initGuest(withHvc0(f.sys(5))); rc != 0 {
+		t.Fatalf("initGuest = %d", rc)
+	}
+	want := []string{
+		"load /lib/modules/juice/virtio_console.ko",
+		"spawn /bbin/jeosinit getty /dev/hvc0 after " + ready,
+		"run /bin/sh -c echo hi after " + ready,
+		"releasetty",
+	}
+	if !reflect.DeepEqual(f.calls, want) {
+		t.Errorf("calls = %q\nwant %q", f.calls, want)
+	}
+	// As pid 1 too, before the console shell.
+	f = &fakeSystem{files: files("console=ttyS0")}
+	initGuest(withHvc0(f.sys(1)))
+	want = []string{"mount", "load /lib/modules/juice/virtio_console.ko", "spawn /bbin/jeosinit getty /dev/hvc0 after " + ready, "exec /bin/sh", "idle"}
+	if !reflect.DeepEqual(f.calls, want) {
+		t.Errorf("pid 1: calls = %q\nwant %q", f.calls, want)
+	}
+
+	// Not without hvc0, not when hvc0 is the kernel's console (u-root's
+	// shell is there), not when the guest powers off anyway.
+	for _, c := range []struct {
+		cmdline string
+		hvc0    bool
+	}{
+		{"console=ttyS0", false},
+		{"console=ttyS0 console=hvc0", true},
+		{"console=ttyS0 jeos.poweroff", true},
+	} {
+		f := &fakeSystem{files: files(c.cmdline)}
+		sys := f.sys(5)
+		if c.hvc0 {
+			sys = withHvc0(sys)
+		}
+		initGuest(sys)
+		for _, call := range f.calls {
+			if strings.HasPrefix(call, "spawn") {
+				t.Errorf("%q (hvc0 %v): %s", c.cmdline, c.hvc0, call)
+			}
+		}
+		if !strings.HasPrefix(f.stdout.String(), ready+"\n") {
+			t.Errorf("%q: stdout %q", c.cmdline, f.stdout.String())
+		}
+	}
+
+	// A getty that cannot start is reported; the guest carries on.
+	f = &fakeSystem{files: files("console=ttyS0"), spawnErr: errors.New("fork failed")}
+	initGuest(withHvc0(f.sys(5)))
+	if e := f.stderr.String(); !strings.Contains(e, "no shell on /dev/hvc0: fork failed") {
+		t.Errorf("stderr = %q", e)
+	}
+	if n := len(f.calls); n != 3 || f.calls[n-1] != "releasetty" {
+		t.Errorf("calls = %q", f.calls)
+	}
+}
+
+func TestGetty(t *testing.T) {
+	// Shells that end at once (or cannot start) are restarted after
+	// longer and longer pauses; one that ran a while resets the pause.
+	f := &fakeSystem{}
+	sys := f.sys(40)
+	clock := time.Unix(0, 0)
+	sys.now = func() time.Time { return clock }
+	runs := []struct {
+		d   time.Duration
+		err error
+	}{
+		{time.Second, exitErr(0)},
+		{0, errors.New("open /dev/hvc0: no such device")},
+		{0, exitErr(1)},
+		{time.Hour, nil},
+		{time.Second, nil},
+		{gettyQuick, exitErr(2)},
+		{0, nil},
+		{0, nil},
+		{0, nil},
+		{0, nil},
+		{0, nil},
+		{0, nil},
+	}
+	n := 0
+	var got []string
+	sys.ttyShell = func(tty, shell string) error {
+		r := runs[n]
+		n++
+		clock = clock.Add(r.d)
+		got = append(got, shell+" on "+tty)
+		return r.err
+	}
+	sys.sleep = func(d time.Duration) { got = append(got, "sleep "+d.String()) }
+	if rc := getty(sys, "/dev/hvc0", len(runs)); rc != 0 {
+		t.Errorf("getty = %d", rc)
+	}
+	var want []string
+	for i, pause := range []string{"2s", "4s", "8s", "1s", "2s", "1s", "2s", "4s", "8s", "16s", "32s", "1m0s", ""} {
+		if i == len(runs) {
+			break
+		}
+		want = append(want, "/bin/sh on /dev/hvc0")
+		if i < len(runs)-1 {
+			want = append(want, "sleep "+pause)
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("getty did %q\nwant %q", got, want)
+	}
+	// Only a shell that could not run (or died of a signal) is an error
+	// worth a line; exit statuses are the user's business.
+	if e := f.stderr.String(); e != "jeosinit: shell on /dev/hvc0: open /dev/hvc0: no such device\n" {
+		t.Errorf("stderr = %q", e)
+	}
+}
+
+func TestRunGetty(t *testing.T) {
+	f := &fakeSystem{}
+	sys := f.sys(40)
+	shells := 0
+	sys.ttyShell = func(tty, shell string) error {
+		if shells++; shells > 2 {
+			panic("getty did not stop") // run's getty never returns: stop it here
+		}
+		return nil
+	}
+	func() {
+		defer func() { recover() }()
+		run(sys, []string{"/bbin/jeosinit", "getty", "/dev/hvc0"})
+	}()
+	if shells != 3 {
+		t.Errorf("run getty started %d shells", shells)
+	}
+	for _, bad := range [][]string{{"/bbin/jeosinit", "getty"}, {"/bbin/jeosinit", "getty", "hvc0"}, {"/bbin/jeosinit", "getty", "/dev/hvc0", "x"}} {
+		f := &fakeSystem{}
+		if rc := run(f.sys(40), bad); rc != 2 || !strings.Contains(f.stderr.String(), "usage: jeosinit getty") || len(f.calls) != 0 {
+			t.Errorf("run(%q) = %d, stderr %q, calls %q", bad, rc, f.stderr.String(), f.calls)
+		}
 	}
 }

@@ -14,12 +14,15 @@ type options struct {
 	verbose  bool   // jeos.verbose: log each module
 	ip       string // jeos.ip=ADDR/PREFIX: eth0's address; "" leaves the network alone
 	exec     string // jeos.exec=COMMAND: a shell command run after the marker; "" runs none
+
+	hvcConsole bool // console=hvc0 (with or without options): hvc0 is a kernel console
 }
 
 // parseOptions reads jeosinit's options from a kernel command line. A
 // bare "jeos.poweroff" or one with a true value (1, y, yes, true, on)
 // turns it on; jeos.ip and jeos.exec take the (possibly quoted) value as
-// it is, a bare one meaning none; a later setting wins.
+// it is, a bare one meaning none; a later setting wins. Any console=hvc0
+// sets hvcConsole.
 func parseOptions(cmdline string) options {
 	var o options
 	for _, p := range parseCmdline(cmdline) {
@@ -32,6 +35,9 @@ func parseOptions(cmdline string) options {
 			o.ip = p.value
 		case "jeos.exec":
 			o.exec = p.value
+		case "console":
+			name, _, _ := strings.Cut(p.value, ",")
+			o.hvcConsole = o.hvcConsole || name == hvcName
 		}
 	}
 	return o

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"time"
@@ -38,10 +39,55 @@ func hostSystem() *system {
 				}
 			}
 		},
-		now:    time.Now,
-		stdout: consoleOut(),
-		stderr: os.Stderr,
+		now:      time.Now,
+		sleep:    time.Sleep,
+		self:     os.Args[0],
+		spawn:    spawn,
+		ttyShell: ttyShell,
+		stdout:   consoleOut(),
+		stderr:   os.Stderr,
 	}
+}
+
+// spawn starts this program again (/proc/self/exe: jeosinit, or u-root's
+// busybox, which picks jeosinit by argv[0]) with argv, in a new session
+// without a controlling terminal, standard input /dev/null and output to
+// the console (/dev/null without one: never jeosinit's own output, which
+// may be a pipe from u-root's init that should close when jeosinit
+// exits); it does not wait.
+func spawn(argv []string) error {
+	if len(argv) == 0 {
+		return errors.New("no arguments")
+	}
+	c := exec.Command("/proc/self/exe")
+	c.Args = argv
+	if out, err := os.OpenFile("/dev/console", os.O_WRONLY|unix.O_NOCTTY, 0); err == nil {
+		defer out.Close()
+		c.Stdout, c.Stderr = out, out
+	} // else /dev/null
+
+	c.SysProcAttr = &unix.SysProcAttr{Setsid: true}
+	if err := c.Start(); err != nil {
+		return err
+	}
+	return c.Process.Release()
+}
+
+// ttyShell runs shell with tty as its standard input, output and error
+// and its controlling terminal, in a session of its own (setsid and
+// TIOCSCTTY in the child: the caller must not own tty, hence O_NOCTTY),
+// and waits for it. When it ends, the kernel hangs tty up; the next open
+// gets a fresh one.
+func ttyShell(tty, shell string) error {
+	f, err := os.OpenFile(tty, os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	c := exec.Command(shell)
+	c.Stdin, c.Stdout, c.Stderr = f, f, f
+	c.SysProcAttr = &unix.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	return c.Run()
 }
 
 // consoleOut is where the marker goes: /dev/console itself when it opens.

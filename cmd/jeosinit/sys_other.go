@@ -32,6 +32,10 @@ func hostSystem() *system {
 		execShell:  func(string) error { return errNotLinux },
 		idle:       func() { select {} },
 		now:        time.Now,
+		sleep:      time.Sleep,
+		self:       os.Args[0],
+		spawn:      func([]string) error { return errNotLinux },
+		ttyShell:   func(string, string) error { return errNotLinux },
 		stdout:     os.Stdout,
 		stderr:     os.Stderr,
 	}

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"log"
+	"strconv"
+	"strings"
 	"os"
 	"runtime"
 	"sync"
@@ -28,6 +31,8 @@ const idleFlush = 30 * time.Millisecond
 // on juice's console in the VM's own stream ("[name] ..."). juice's
 // escape is Ctrl-\ (0x1c) followed by
 //
+//	:       juice's command line (juice> list, stop, start, restart,
+//	        dump, focus, help; Enter runs it, Ctrl-C or Esc leaves)
 //	n       move the input focus to the next guest console: each VM's
 //	        COM1, then its virtio console (hvc0) if it has one, in bundle
 //	        order, wrapping around
@@ -43,6 +48,7 @@ const (
 	dumpKey   = 'd'
 	nextKey   = 'n'
 	helpKey   = '?'
+	cmdKey    = ':'
 )
 
 // Guest console ports a focus can name.
@@ -57,9 +63,26 @@ type consoleInput struct {
 	mu    sync.Mutex
 	order []string // the bundle's VMs, in order
 	vms   map[string]liveVM
+	info  map[string]*vmInfo
 	focus focus
 	esc   bool // the last byte was the escape key
 	dumps int  // dumps requested so far
+
+	// The command line (Ctrl-\ :): cmd holds the line typed so far while
+	// inCmd.
+	inCmd bool
+	cmd   []byte
+	// start runs a stopped VM again (set by runBundle; nil in tests).
+	start func(name string) error
+}
+
+// vmInfo is what the command line reports about one VM of the bundle.
+type vmInfo struct {
+	memMiB uint64
+	vcpus  int
+	boots  int    // boots so far
+	state  string // "running", or how it last ended
+	active bool   // a goroutine runs it (booting, running or rebooting)
 }
 
 // focus names a guest console: a VM and one of its ports.
@@ -77,7 +100,50 @@ type liveVM struct {
 // newConsoleInput returns the input for a bundle whose VMs are names, in
 // order; the focus is the first VM's COM1.
 func newConsoleInput(names []string) *consoleInput {
-	return &consoleInput{order: names, vms: map[string]liveVM{}}
+	c := &consoleInput{order: names, vms: map[string]liveVM{}, info: map[string]*vmInfo{}}
+	for _, n := range names {
+		c.info[n] = &vmInfo{state: "not started"}
+	}
+	return c
+}
+
+// describe records a VM's size for the command line's list.
+func (c *consoleInput) describe(name string, memBytes uint64, vcpus int) {
+	c.mu.Lock()
+	if in := c.info[name]; in != nil {
+		in.memMiB, in.vcpus = memBytes>>20, vcpus
+	}
+	c.mu.Unlock()
+}
+
+// ended records how VM name's run ended (its state in the list); it is
+// no longer active.
+func (c *consoleInput) ended(name, how string) {
+	c.mu.Lock()
+	if in := c.info[name]; in != nil {
+		in.state, in.active = how, false
+	}
+	c.mu.Unlock()
+}
+
+// active marks VM name active (a goroutine runs it) or not; marking it
+// active reports false if it already was.
+func (c *consoleInput) active(name string, on bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	in := c.info[name]
+	if in == nil || (on && in.active) {
+		return false
+	}
+	in.active = on
+	return true
+}
+
+// setStart sets how `start NAME` runs a stopped VM.
+func (c *consoleInput) setStart(f func(name string) error) {
+	c.mu.Lock()
+	c.start = f
+	c.mu.Unlock()
 }
 
 // live records that VM name now runs as vm on pc (nil: it stopped).
@@ -87,6 +153,10 @@ func (c *consoleInput) live(name string, vm *vmm.VM, pc *platform.PC) {
 		delete(c.vms, name)
 	} else {
 		c.vms[name] = liveVM{vm, pc}
+		if in := c.info[name]; in != nil {
+			in.boots++
+			in.state = "running"
+		}
 	}
 	c.mu.Unlock()
 }
@@ -107,14 +177,22 @@ func (c *consoleInput) poll() {
 			c.feed(m)
 		}
 		c.mu.Unlock()
+		if len(act.echo) > 0 {
+			console.Raw().Write(act.echo)
+		}
 		switch {
 		case act.dump:
 			c.dump()
 		case act.help:
-			log.Printf("juice: console keys: Ctrl-\\ n next guest console, Ctrl-\\ d dump VM state, Ctrl-\\ Ctrl-\\ a literal Ctrl-\\")
+			log.Printf("juice: console keys: Ctrl-\\ : command line, Ctrl-\\ n next guest console, Ctrl-\\ d dump VM state, Ctrl-\\ Ctrl-\\ a literal Ctrl-\\")
 		}
 		if act.moved {
 			log.Printf("juice: console input goes to %s", c.focusName())
+		}
+		if act.run {
+			for _, l := range c.command(act.line) {
+				log.Printf("juice: %s", l)
+			}
 		}
 	}
 }
@@ -122,6 +200,9 @@ func (c *consoleInput) poll() {
 // actions are what the escape keys in one read asked for.
 type actions struct {
 	dump, help, moved bool
+	echo              []byte // the command line's echo, for the terminal
+	run               bool   // a command line was entered: line
+	line              string
 }
 
 // filter copies in to out, acting on juice's escape keys (moving the
@@ -131,7 +212,14 @@ type actions struct {
 func (c *consoleInput) filter(in, out []byte) ([]byte, actions) {
 	var a actions
 	for _, b := range in {
+		if c.inCmd {
+			c.cmdByte(b, &a)
+			continue
+		}
 		switch {
+		case c.esc && b == cmdKey:
+			c.inCmd, c.cmd = true, c.cmd[:0]
+			a.echo = append(a.echo, "juice> "...)
 		case c.esc && b == dumpKey:
 			a.dump = true
 		case c.esc && b == helpKey:
@@ -258,4 +346,131 @@ func (c *consoleInput) flushIdle() {
 		}
 		console.FlushIdle(idleFlush)
 	}
+}
+
+// cmdByte takes one byte typed on the command line (lock held): Enter
+// runs the line, backspace erases, Ctrl-C or Esc abandons it, printable
+// bytes are added (at most 200) and echoed.
+func (c *consoleInput) cmdByte(b byte, a *actions) {
+	switch {
+	case b == '\r' || b == '\n':
+		a.echo = append(a.echo, '\n')
+		a.run, a.line = true, string(c.cmd)
+		c.inCmd = false
+	case b == 0x7f || b == 0x08:
+		if len(c.cmd) > 0 {
+			c.cmd = c.cmd[:len(c.cmd)-1]
+			a.echo = append(a.echo, "\b \b"...)
+		}
+	case b == 0x03 || b == 0x1b:
+		a.echo = append(a.echo, " (cancelled)\n"...)
+		c.inCmd = false
+	case b >= 0x20 && b < 0x7f && len(c.cmd) < 200:
+		c.cmd = append(c.cmd, b)
+		a.echo = append(a.echo, b)
+	}
+}
+
+// command runs one command line and returns the lines to print.
+func (c *consoleInput) command(line string) []string {
+	f := strings.Fields(line)
+	if len(f) == 0 {
+		return nil
+	}
+	arg := func() (string, bool) {
+		if len(f) < 2 {
+			return "", false
+		}
+		c.mu.Lock()
+		_, ok := c.info[f[1]]
+		c.mu.Unlock()
+		return f[1], ok
+	}
+	switch f[0] {
+	case "help", "?":
+		return []string{
+			"commands: list; stop NAME; start NAME; restart NAME; dump; focus NAME [com1|hvc]; help",
+		}
+	case "list", "ls":
+		return c.list()
+	case "dump":
+		c.dump()
+		return nil
+	case "stop", "restart":
+		name, ok := arg()
+		if !ok {
+			return []string{fmt.Sprintf("%s: no VM %q (list shows them)", f[0], name)}
+		}
+		c.mu.Lock()
+		l, running := c.vms[name]
+		c.mu.Unlock()
+		if !running {
+			return []string{fmt.Sprintf("%s: vm %s is not running", f[0], name)}
+		}
+		if f[0] == "stop" {
+			l.vm.Stop(vmm.Killed, -1, "stopped from juice's console")
+			return []string{"vm " + name + ": stopping"}
+		}
+		l.vm.Stop(vmm.Reset, -1, "restarted from juice's console")
+		return []string{"vm " + name + ": restarting"}
+	case "start":
+		name, ok := arg()
+		if !ok {
+			return []string{fmt.Sprintf("start: no VM %q (list shows them)", name)}
+		}
+		c.mu.Lock()
+		running := c.info[name].active
+		start := c.start
+		c.mu.Unlock()
+		if running {
+			return []string{"start: vm " + name + " is running"}
+		}
+		if start == nil {
+			return []string{"start: not possible here"}
+		}
+		if err := start(name); err != nil {
+			return []string{"start: " + err.Error()}
+		}
+		return []string{"vm " + name + ": starting"}
+	case "focus":
+		name, ok := arg()
+		if !ok {
+			return []string{fmt.Sprintf("focus: no VM %q (list shows them)", name)}
+		}
+		port := portCOM1
+		if len(f) > 2 && f[2] == "hvc" {
+			port = portHVC
+		} else if len(f) > 2 && f[2] != "com1" {
+			return []string{"focus: port " + f[2] + " is not com1 or hvc"}
+		}
+		c.mu.Lock()
+		for i, n := range c.order {
+			if n == name {
+				c.focus = focus{vm: i, port: port}
+			}
+		}
+		c.mu.Unlock()
+		return []string{"console input goes to " + c.focusName()}
+	}
+	return []string{fmt.Sprintf("unknown command %q (help lists them)", f[0])}
+}
+
+// list describes every VM of the bundle: state, size, boots and exits.
+func (c *consoleInput) list() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := []string{fmt.Sprintf("%-16s %-28s %8s %5s %5s %12s", "VM", "STATE", "MEMORY", "VCPUS", "BOOTS", "EXITS")}
+	for _, name := range c.order {
+		in := c.info[name]
+		exits := "-"
+		if l, ok := c.vms[name]; ok {
+			exits = strconv.FormatUint(l.vm.ExitCount(), 10)
+		}
+		state := in.state
+		if len(state) > 28 {
+			state = state[:25] + "..."
+		}
+		out = append(out, fmt.Sprintf("%-16s %-28s %5d MiB %5d %5d %12s", name, state, in.memMiB, in.vcpus, in.boots, exits))
+	}
+	return out
 }

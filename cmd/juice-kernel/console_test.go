@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 )
 
@@ -58,5 +59,60 @@ func TestConsoleFocus(t *testing.T) {
 	}
 	if got := newConsoleInput(nil).focusName(); got != "nowhere (no VM)" {
 		t.Fatalf("empty bundle focus %q", got)
+	}
+}
+
+// TestConsoleCommandLine: Ctrl-\ : opens juice's command line, whose keys
+// never reach the guest; it echoes, erases, runs on Enter and is
+// abandoned with Ctrl-C.
+func TestConsoleCommandLine(t *testing.T) {
+	c := newConsoleInput([]string{"web", "db"})
+	var out [512]byte
+	m, a := c.filter([]byte("x\x1c:lisz\x7ft\r"), out[:0])
+	if string(m) != "x" {
+		t.Fatalf("guest got %q", m)
+	}
+	if !a.run || a.line != "list" || string(a.echo) != "juice> lisz\b \bt\n" {
+		t.Fatalf("run=%v line=%q echo=%q", a.run, a.line, a.echo)
+	}
+	m, a = c.filter([]byte("\x1c:stop web\x03y"), out[:0])
+	if a.run || string(m) != "y" || !strings.HasSuffix(string(a.echo), "(cancelled)\n") {
+		t.Fatalf("cancel: run=%v guest=%q echo=%q", a.run, m, a.echo)
+	}
+}
+
+// TestConsoleCommands: list shows every VM of the bundle with its state;
+// commands naming no VM, or a VM that is not running, say so; focus moves
+// the input.
+func TestConsoleCommands(t *testing.T) {
+	c := newConsoleInput([]string{"web", "db"})
+	c.describe("web", 256<<20, 2)
+	c.describe("db", 64<<20, 1)
+	c.ended("db", "exited (status 0)")
+	l := c.command("list")
+	if len(l) != 3 || !strings.HasPrefix(l[1], "web ") || !strings.Contains(l[1], "not started") ||
+		!strings.Contains(l[1], "256 MiB") || !strings.Contains(l[2], "exited (status 0)") {
+		t.Fatalf("list:\n%s", strings.Join(l, "\n"))
+	}
+	for cmd, want := range map[string]string{
+		"stop nosuch":    `stop: no VM "nosuch"`,
+		"restart db":     "restart: vm db is not running",
+		"start db":       "start: not possible here",
+		"frobnicate":     `unknown command "frobnicate"`,
+		"focus db":       "console input goes to vm db COM1 (ttyS0)",
+		"focus web tty9": "focus: port tty9 is not com1 or hvc",
+	} {
+		if got := c.command(cmd); len(got) != 1 || !strings.HasPrefix(got[0], want) {
+			t.Errorf("%q: %q, want %q", cmd, got, want)
+		}
+	}
+	started := ""
+	c.setStart(func(name string) error { started = name; return nil })
+	if got := c.command("start db"); got[0] != "vm db: starting" || started != "db" {
+		t.Errorf("start: %q, started %q", got, started)
+	}
+	c.active("web", true)
+	if got := c.command("start web"); got[0] != "start: vm web is running" {
+		t.Errorf("start of a running VM: %q", got)
 	}
 }

@@ -32,6 +32,7 @@ func main() {
 		exhaustMemory()
 	}
 	// "entrytest" acts in buildVM.
+	hostDevices()
 	if kernel.SelftestMode() {
 		os.Exit(runSelftest())
 	}

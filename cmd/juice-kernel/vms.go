@@ -63,14 +63,20 @@ func runBundle(archive []byte) int {
 	// the others' construction down); a VM that cannot be built is
 	// reported and left out.
 	type built struct {
-		vm   *vmm.VM
-		pc   *platform.PC
-		devs *platform.Devices
+		vm     *vmm.VM
+		pc     *platform.PC
+		devs   *platform.Devices
+		devErr error // the devices' back-ends could not be made
 	}
 	vms := make([]built, len(b.VMs))
 	for i, spec := range b.VMs {
 		results[i] = vmResult{name: spec.Name, reason: vmm.Error, status: -1}
-		vms[i].devs = deviceBackends(spec, switches)
+		vms[i].devs, vms[i].devErr = deviceBackends(spec, switches)
+		if err := vms[i].devErr; err != nil {
+			log.Printf("juice: vm %s: %v", spec.Name, err)
+			results[i].msg = err.Error()
+			continue
+		}
 		vm, pc, err := buildVM(spec, vms[i].devs, be)
 		if err != nil {
 			log.Printf("juice: vm %s: %v", spec.Name, err)
@@ -79,21 +85,57 @@ func runBundle(archive []byte) int {
 		}
 		vms[i].vm, vms[i].pc = vm, pc
 	}
+	var resMu sync.Mutex
+	run := func(i int, vm *vmm.VM, pc *platform.PC) {
+		defer wg.Done()
+		pinBuilder() // it closes and rebuilds the VM
+		spec := b.VMs[i]
+		r := runVM(spec, vm, pc, vms[i].devs, be, input)
+		resMu.Lock()
+		results[i] = r
+		resMu.Unlock()
+		input.ended(spec.Name, endState(r))
+	}
 	for i, spec := range b.VMs {
+		input.describe(spec.Name, spec.MemBytes, spec.VCPUs)
 		if vms[i].vm == nil {
+			input.ended(spec.Name, "not built: "+results[i].msg)
 			continue
 		}
+		input.active(spec.Name, true)
 		wg.Add(1)
-		go func(i int, spec bundle.VMSpec) {
-			defer wg.Done()
-			pinBuilder() // it closes and rebuilds the VM
-			results[i] = runVM(spec, vms[i].vm, vms[i].pc, vms[i].devs, be, input)
-		}(i, spec)
+		go run(i, vms[i].vm, vms[i].pc)
 	}
+	// `start NAME` on juice's command line runs a stopped VM again (while
+	// juice still runs: it ends when every VM has stopped).
+	input.setStart(func(name string) error {
+		for i, spec := range b.VMs {
+			if spec.Name != name {
+				continue
+			}
+			if vms[i].devErr != nil {
+				return vms[i].devErr
+			}
+			if !input.active(name, true) {
+				return fmt.Errorf("vm %s is running", name)
+			}
+			vm, pc, err := buildVM(spec, vms[i].devs, be)
+			if err != nil {
+				input.active(name, false)
+				return err
+			}
+			wg.Add(1)
+			go run(i, vm, pc)
+			return nil
+		}
+		return fmt.Errorf("no VM %q", name)
+	})
 	go input.poll()
 	go input.flushIdle()
 	wg.Wait()
+	resMu.Lock()
 	first := results[0]
+	resMu.Unlock()
 	if first.reason != vmm.Exited {
 		return 125
 	}
@@ -151,6 +193,17 @@ func runVM(spec bundle.VMSpec, vm *vmm.VM, pc *platform.PC, devs *platform.Devic
 	}
 }
 
+// endState is how a VM's run ended, for juice's command-line list.
+func endState(r vmResult) string {
+	switch r.reason {
+	case vmm.Exited:
+		return fmt.Sprintf("exited (status %d)", r.status)
+	case vmm.Killed:
+		return "stopped"
+	}
+	return r.reason.String()
+}
+
 // report prints one VM's end on juice's console.
 func report(r vmResult, vm *vmm.VM) {
 	// The core's messages name the VM already; say it once.
@@ -163,7 +216,11 @@ func report(r vmResult, vm *vmm.VM) {
 			log.Printf("juice: vm %s: exited with status %d", r.name, r.status)
 		}
 	case vmm.Reset:
-		log.Printf("juice: vm %s: the guest reset the machine (reboot)", r.name)
+		if strings.Contains(r.msg, "juice's console") {
+			log.Printf("juice: vm %s: %s", r.name, r.msg)
+		} else {
+			log.Printf("juice: vm %s: the guest reset the machine (reboot)", r.name)
+		}
 	case vmm.Panicked:
 		log.Printf("juice: vm %s: stopped: %s", r.name, r.msg)
 	case vmm.Shutdown:
@@ -214,6 +271,26 @@ func report(r vmResult, vm *vmm.VM) {
 	log.Printf("juice: vm %s: exits by reason (count, time handling them; HLT's is idle time):%s", r.name, b.String())
 	log.Printf("juice: vm %s: time in guest entry (guest code and world switches) %d ms, handling exits other than HLT %d ms, halted %d ms",
 		r.name, us(run)/1000, us(handled)/1000, us(ticks[vmm.ExitHLT])/1000)
+	if pc, ok := vm.Platform().(*platform.PC); ok {
+		if stats := pc.VirtioStats(); len(stats) > 0 {
+			b.Reset()
+			seen := map[string]int{}
+			for i, st := range stats {
+				if i > 0 {
+					b.WriteString(";")
+				}
+				fmt.Fprintf(&b, " %s%d", st.Type, seen[st.Type])
+				seen[st.Type]++
+				for q := range st.Kicks {
+					fmt.Fprintf(&b, " q%d %d/%d", q, st.Kicks[q], st.Interrupts[q])
+				}
+				if n := st.Net; n != nil {
+					fmt.Fprintf(&b, " (frames sent %d, received %d; dropped sending %d, receiving %d)", n.TxFrames, n.RxFrames, n.TxDropped, n.RxDropped)
+				}
+			}
+			log.Printf("juice: vm %s: notifications per device queue (driver kicks/device interrupts):%s", r.name, b.String())
+		}
+	}
 }
 
 // buildVM creates one VM: RAM, the virtual PC (vmm/platform: APICs,
@@ -299,20 +376,30 @@ func buildVM(spec bundle.VMSpec, devs *platform.Devices, be vmm.Backend) (*vmm.V
 // deviceBackends makes the back-ends of a VM's virtio devices: they live
 // as long as juice does, so that a guest's disk writes survive its
 // reboots, and the networks are shared by name among the bundle's VMs.
-func deviceBackends(spec bundle.VMSpec, switches map[string]*netswitch.Switch) *platform.Devices {
+// Disks on host disks are claimed here (hostdisk.go); a VM whose host
+// disk regions are missing, out of range or taken gets an error and no
+// back-ends.
+func deviceBackends(spec bundle.VMSpec, switches map[string]*netswitch.Switch) (*platform.Devices, error) {
 	d := spec.Devices
 	if d == nil {
-		return nil
+		return nil, nil
+	}
+	onHost, err := claimHostDisks(spec.Name, d.Disks)
+	if err != nil {
+		return nil, err
 	}
 	out := &platform.Devices{MMIO: d.Transport == "mmio"}
-	for _, disk := range d.Disks {
+	for i, disk := range d.Disks {
 		var be blk.Backend
-		if disk.Image != nil {
+		switch {
+		case disk.Host != "":
+			be = onHost[i] // read-only already when the disk is
+		case disk.Image != nil:
 			be = blk.NewOverlay(disk.Image, int64(disk.Size))
-		} else {
+		default:
 			be = blk.NewRAMDisk(int64(disk.Size))
 		}
-		if disk.ReadOnly {
+		if disk.ReadOnly && disk.Host == "" {
 			be = blk.NewReadOnly(be)
 		}
 		out.Disks = append(out.Disks, platform.Disk{Backend: be, Serial: disk.Serial})
@@ -331,7 +418,7 @@ func deviceBackends(spec bundle.VMSpec, switches map[string]*netswitch.Switch) *
 	if d.Console {
 		out.Console = io.Discard // replaced by the VM's console stream in buildVM
 	}
-	return out
+	return out, nil
 }
 
 var (

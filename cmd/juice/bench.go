@@ -28,9 +28,14 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	vm := fs.Bool("vm", false, "measure VM exits with the bench guest, under juice and on plain QEMU")
 	guest := fs.String("guest", defaultBenchGuest, "with --vm: the bench guest")
 	blkMode := fs.Bool("blk", false, "virtio-blk throughput of the JeOS guest under juice and on QEMU's own virtio-blk")
+	netMode := fs.Bool("net", false, "guest-to-guest TCP throughput of two JeOS guests on juice's switch and on QEMU's own virtio-net")
+	netMiB := fs.Int("net-mib", netBenchMiB, "with --net: MiB the sender streams to the receiver")
+	netImage := fs.String("net-guest", "", "with --net: 'VMLINUX INITRD' to boot instead of building JeOS (a PVH kernel and the JeOS initramfs or one like it)")
 	jeosMode := fs.Bool("jeos", false, "time the JeOS guest's boot to user space under juice and directly on QEMU")
 	kinds := fs.String("kernels", "bzimage,pvh", "with --jeos: which kernel images to boot (bzimage, pvh)")
 	jeosDir := fs.String("jeos-dir", jeos.DefaultDir, "with --jeos: the JeOS build directory")
+	mediaMode := fs.Bool("media", false, "time the JeOS guest's boot under juice from each boot medium (firmware, GRUB, juice, guest)")
+	mediaBoots := fs.String("boots", "all", "with --media: the boot paths, comma-separated")
 	timeout := seconds(120 * time.Second)
 	fs.Var(&timeout, "timeout", "time limit per boot")
 	if rc := parseFlags(fs, args); rc != 0 {
@@ -46,6 +51,20 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		}
 		return cmdBenchBlk(jeosBenchConfig{runs: *runs, juice: *kernel, mem: *mem, vmMem: "256M", jeosDir: *jeosDir,
 			timeout: time.Duration(timeout)}, stdout, stderr)
+	}
+	if *netMode {
+		if *mem == "" {
+			*mem = "768M"
+		}
+		if *netMiB < 1 {
+			fmt.Fprintln(stderr, "juice bench: --net-mib must be at least 1")
+			return 2
+		}
+		return cmdBenchNet(jeosBenchConfig{runs: *runs, juice: *kernel, mem: *mem, vmMem: "256M", jeosDir: *jeosDir,
+			timeout: time.Duration(timeout)}, *netMiB, *netImage, stdout, stderr)
+	}
+	if *mediaMode {
+		return benchMedia(fs, *runs, *kernel, *mem, *jeosDir, *mediaBoots, time.Duration(timeout), stdout, stderr)
 	}
 	if *jeosMode {
 		if *mem == "" {

@@ -13,7 +13,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -34,8 +33,14 @@ Usage:
   juice run   [flags]        boot juice under QEMU (Bochs with --cpu intel),
                              serial console on this terminal
   juice image iso [flags] -o FILE
-                             build a GRUB ISO (BIOS and UEFI; CD or USB stick)
-  juice image usb            (not yet)
+                             build a hybrid GRUB ISO (BIOS and UEFI; a CD,
+                             or written raw to a USB stick)
+  juice image usb [flags] [--size SIZE] -o FILE
+                             build a USB stick image (BIOS and UEFI; its
+                             FAT32 partition holds grub.cfg and the bundle)
+  juice image pxe [flags] -o DIR
+                             build a PXE tree (TFTP root: GRUB network images
+                             for BIOS and UEFI, an iPXE script)
   juice bench [--runs N] [--juice FILE]
                              median boot figures over N self-test boots
   juice bench --vm [--runs N] [--juice FILE] [--guest FILE]
@@ -44,6 +49,10 @@ Usage:
                              N times on plain QEMU; median TSC ticks per
                              CPUID, port read, MMIO read and hypercall, the
                              ratio, and juice's exits per second
+  juice bench --media [--runs N] [--boots iso-bios,usb-efi,...]
+                             the JeOS guest under juice from each boot
+                             medium: seconds to GRUB, juice, the guest's
+                             start and its user-space marker
   juice jeos [--out DIR] [--kernel-package NAME] [--force] [-q]
                              build the JeOS guest (Debian kernel + u-root
                              initramfs) into DIR (default build/jeos),
@@ -71,8 +80,13 @@ juice run flags, juice and the emulated machine:
   --juice FILE     juice's image (default build/juice.elf)
   --juice-append ARGS
                    juice's command line
-  --boot PATH      pvh (QEMU -kernel, default), grub-bios (GRUB ISO under
-                   SeaBIOS) or grub-efi (GRUB ISO under OVMF); Bochs
+  --boot PATH      pvh (QEMU -kernel, default), or GRUB from the media
+                   juice image builds, under SeaBIOS (-bios) or OVMF
+                   (-efi): iso-bios, iso-efi (the ISO as a CD; also
+                   grub-bios, grub-efi), iso-usb-bios, iso-usb-efi (the ISO
+                   as a USB stick), usb-bios, usb-efi (the USB image),
+                   pxe-bios, pxe-efi (the PXE tree over QEMU's TFTP),
+                   ipxe-bios, ipxe-efi (the same through juice.ipxe); Bochs
                    boots only grub-bios (its default)
   --mem SIZE       the machine's RAM (default 256M)
   --cpus N         the machine's CPUs (default 1)
@@ -85,8 +99,9 @@ juice run flags, juice and the emulated machine:
                    much slower: a self-test takes about a minute)
 
 The VMs reach juice as a bundle (a newc cpio with manifest.json), its first
-boot module: QEMU -initrd for pvh, a module2 line on the GRUB ISO.
-juice image iso takes the same guest flags and --juice, --juice-append.
+boot module: QEMU -initrd for pvh, /boot/bundle.cpio loaded by a module2
+line of /boot/grub/grub.cfg on the boot media. juice image takes the same
+guest flags and --juice, --juice-append.
 
 On a terminal the QEMU monitor shares the console: Ctrl-A x quits QEMU.
 The exit status is juice's: the value it wrote to the isa-debug-exit port
@@ -185,7 +200,7 @@ func cmdRun(args []string, interactive bool, stdout, stderr io.Writer) int {
 	guests := addGuestFlags(fs)
 	kernel := fs.String("juice", defaultKernel, "juice's image")
 	juiceArgs := fs.String("juice-append", "", "juice's command line")
-	boot := fs.String("boot", string(launch.BootPVH), "boot path: pvh, grub-bios or grub-efi")
+	boot := fs.String("boot", string(launch.BootPVH), "boot path: pvh, iso-bios, iso-efi, iso-usb-bios, iso-usb-efi, usb-bios, usb-efi, pxe-bios, pxe-efi, ipxe-bios, ipxe-efi (grub-bios, grub-efi)")
 	mem := fs.String("mem", "256M", "the machine's RAM")
 	cpus := fs.Int("cpus", 1, "the machine's CPUs")
 	selftest := fs.Bool("selftest", false, "run the self-test and power off")
@@ -368,66 +383,6 @@ func (g *guestFlags) write(dir string) (string, error) {
 func isTerminal(f *os.File) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0 && st.Mode()&os.ModeDevice != 0
-}
-
-// cmdImage implements `juice image iso|usb`.
-func cmdImage(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, "juice image: want iso or usb")
-		return 2
-	}
-	switch args[0] {
-	case "usb":
-		fmt.Fprintln(stderr, "juice image usb: not yet (the ISO from `juice image iso` is a hybrid image: it also boots when written to a USB stick)")
-		return 2
-	case "iso":
-	default:
-		fmt.Fprintf(stderr, "juice image: unknown image %q (want iso or usb)\n", args[0])
-		return 2
-	}
-	fs := newFlagSet("image iso", stderr)
-	guests := addGuestFlags(fs)
-	kernel := fs.String("juice", defaultKernel, "juice's image")
-	juiceArgs := fs.String("juice-append", "", "juice's command line")
-	out := fs.String("o", "", "output ISO file (required)")
-	if rc := parseFlags(fs, args[1:]); rc != 0 {
-		return max(rc, 0)
-	}
-	if *out == "" {
-		fmt.Fprintln(stderr, "juice image iso: -o FILE is required")
-		return 2
-	}
-	if err := guests.check(fs); err != nil {
-		fmt.Fprintln(stderr, "juice image iso:", err)
-		return 2
-	}
-	if _, err := os.Stat(*kernel); err != nil {
-		fmt.Fprintln(stderr, "juice image iso:", err)
-		return 1
-	}
-	bundlePath := ""
-	if guests.any() {
-		dir, err := os.MkdirTemp("", "juice-image-")
-		if err != nil {
-			fmt.Fprintln(stderr, "juice image iso:", err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		if bundlePath, err = guests.write(dir); err != nil {
-			fmt.Fprintln(stderr, "juice image iso:", err)
-			return 2
-		}
-	}
-	if err := launch.BuildISO(context.Background(), *kernel, *juiceArgs, bundlePath, *out); err != nil {
-		fmt.Fprintln(stderr, "juice image iso:", err)
-		return 1
-	}
-	what := ""
-	if bundlePath != "" {
-		what = " + " + launch.ISOBundlePath
-	}
-	fmt.Fprintf(stdout, "juice image iso: wrote %s (GRUB, multiboot2 %s %s%s)\n", *out, filepath.Base(*kernel), *juiceArgs, what)
-	return 0
 }
 
 // cmdJeos implements `juice jeos`: it builds (or finds cached) the JeOS

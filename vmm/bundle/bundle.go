@@ -62,14 +62,22 @@ type DeviceSpec struct {
 	Console   bool
 }
 
-// DiskSpec is a validated disk: Image (aliasing the archive) when it
-// came from a file, else a RAM disk of Size bytes.
+// DiskSpec is a validated disk: a region of the host disk Host when that
+// is set, else Image (aliasing the archive) when it came from a file,
+// else a RAM disk of Size bytes.
 type DiskSpec struct {
 	File     string
 	Image    []byte
 	Size     uint64
 	ReadOnly bool
 	Serial   string
+	// Host is the host disk (vda, ...) backing the disk. The region is
+	// partition Partition (1-based) when that is not 0, else Offset and
+	// Size bytes (Size 0: to the end of the host disk); whether it
+	// exists is known only to juice at run time.
+	Host      string
+	Partition int
+	Offset    uint64
 }
 
 // NetSpec is a validated network interface.

@@ -326,3 +326,76 @@ func TestDevices(t *testing.T) {
 		}
 	}
 }
+
+func TestHostDisks(t *testing.T) {
+	man := `{"vms":[{"name":"web","kernel":"k","memory":"16M","devices":{"disks":[
+		{"host":"vda"},
+		{"host":"vdb","partition":2,"readonly":true,"serial":"root"},
+		{"host":"vdz","offset":"1M","size":"4M"},
+		{"host":"vdc","offset":0},
+		{"host":"vdc","size":4096}]}}]}`
+	b, errs := Parse(newc([]entry{{name: "manifest.json", data: []byte(man)}, {name: "k", data: []byte("K")}}, false))
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	want := []DiskSpec{
+		{Host: "vda", Serial: "juice-web-0"},
+		{Host: "vdb", Partition: 2, ReadOnly: true, Serial: "root"},
+		{Host: "vdz", Offset: 1 << 20, Size: 4 << 20, Serial: "juice-web-2"},
+		{Host: "vdc", Serial: "juice-web-3"},
+		{Host: "vdc", Size: 4096, Serial: "juice-web-4"},
+	}
+	got := b.VMs[0].Devices.Disks
+	if len(got) != len(want) {
+		t.Fatalf("disks %+v", got)
+	}
+	for i := range want {
+		if g := got[i]; g.Host != want[i].Host || g.Partition != want[i].Partition || g.Offset != want[i].Offset ||
+			g.Size != want[i].Size || g.ReadOnly != want[i].ReadOnly || g.Serial != want[i].Serial || g.Image != nil {
+			t.Errorf("disk %d: %+v, want %+v", i, g, want[i])
+		}
+	}
+
+	for _, c := range []struct{ disk, want string }{
+		{`{"host":"vda","file":"k"}`, "disk 0: give a file or a host disk, not both"},
+		{`{"host":"sda"}`, `disk 0: host disk "sda" is not a name juice gives host disks (vda to vdz)`},
+		{`{"host":"vdaa"}`, "not a name juice gives"},
+		{`{"host":"VDA"}`, "not a name juice gives"},
+		{`{"partition":1}`, "name the disk with host"},
+		{`{"offset":"1M","size":"1M"}`, "name the disk with host"},
+		{`{"host":"vda","partition":0}`, "partition 0 on host disk vda: partitions are numbered from 1"},
+		{`{"host":"vda","partition":-3}`, "partition -3"},
+		{`{"host":"vda","partition":5000}`, "partition 5000"},
+		{`{"host":"vda","partition":1,"offset":"1M"}`, "give a partition or an offset and size on host disk vda, not both"},
+		{`{"host":"vda","partition":1,"size":"1M"}`, "not both"},
+		{`{"host":"vda","offset":"1000"}`, `offset "1000" is not a multiple of 512 bytes`},
+		{`{"host":"vda","offset":"1X"}`, "offset: "},
+		{`{"host":"vda","size":"1000"}`, `size "1000" is not a non-zero multiple of 512`},
+		{`{"host":"vda","size":0}`, "not a non-zero multiple of 512"},
+		{`{"host":"vda","size":"5000G"}`, "too large"},
+		{`{"host":"vda","serial":"` + strings.Repeat("s", 21) + `"}`, "longer than 20"},
+	} {
+		man := `{"vms":[{"name":"ok","kernel":"k","memory":"16M","devices":{"disks":[{"host":"vda"}]}},` +
+			`{"name":"bad","kernel":"k","memory":"16M","devices":{"disks":[` + c.disk + `]}}]}`
+		b, errs := Parse(newc([]entry{{name: "manifest.json", data: []byte(man)}, {name: "k", data: []byte("K")}}, false))
+		if b == nil || len(b.VMs) != 1 || b.VMs[0].Name != "ok" || len(errs) != 1 || !strings.Contains(errs[0].Error(), `vm "bad": `) ||
+			!strings.Contains(errs[0].Error(), c.want) {
+			t.Errorf("%s: errors %v, want %q", c.disk, errs, c.want)
+		}
+	}
+
+	// The host side builds the same manifest from Go values.
+	m := Manifest{VMs: []ManifestVM{{Name: "a", Kernel: "k", Memory: "16M", Devices: &ManifestDevices{Disks: []ManifestDisk{
+		{Host: "vda", Partition: new(1)}, {Host: "vdb", Offset: "512", Size: "1M", ReadOnly: true}}}}}}
+	arc, err := Build(m, map[string][]byte{"k": []byte("K")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, errs := Parse(arc); len(errs) != 0 || b.VMs[0].Devices.Disks[0].Partition != 1 || b.VMs[0].Devices.Disks[1].Offset != 512 {
+		t.Fatalf("round trip: %+v, %v", b, errs)
+	}
+	m.VMs[0].Devices.Disks[0].Offset = "1M"
+	if _, err := Build(m, map[string][]byte{"k": []byte("K")}); err == nil || !strings.Contains(err.Error(), "not both") {
+		t.Fatalf("Build of a partition with an offset: %v", err)
+	}
+}

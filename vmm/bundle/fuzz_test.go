@@ -12,6 +12,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(newc(goodFiles(), false))
 	f.Add(newc(goodFiles(), true))
 	f.Add(newc([]entry{{name: "manifest.json", data: []byte(`{"vms":[{"name":"a","kernel":"k","memory":"16M","vcpus":3}]}`)}, {name: "k", data: []byte("K")}}, false))
+	f.Add(newc([]entry{{name: "manifest.json", data: []byte(`{"vms":[{"name":"a","kernel":"k","memory":"16M","devices":{"disks":[{"host":"vda","partition":2},{"host":"vdb","offset":"1M","size":4096}]}}]}`)}, {name: "k", data: []byte("K")}}, false))
 	f.Add([]byte("070701"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, arc []byte) {
@@ -31,6 +32,15 @@ func FuzzParse(f *testing.F) {
 			for _, m := range vm.Modules {
 				if !inArc(m.Data) {
 					t.Fatalf("module data outside the archive")
+				}
+			}
+			if vm.Devices == nil {
+				continue
+			}
+			for _, d := range vm.Devices.Disks {
+				if d.Host != "" && (!ValidHostDisk(d.Host) || d.Image != nil || d.Offset%512 != 0 || d.Size%512 != 0 ||
+					d.Partition < 0 || d.Partition > MaxPartition || d.Partition != 0 && (d.Offset != 0 || d.Size != 0)) {
+					t.Fatalf("invalid host disk returned: %+v", d)
 				}
 			}
 		}

@@ -66,11 +66,29 @@ type ManifestDevices struct {
 
 // ManifestDisk is one block device: an image from the bundle (File; the
 // guest's writes go to a copy-on-write layer in RAM and never change
-// the image) or a zeroed RAM disk (Size).
+// the image), a zeroed RAM disk (Size), or storage on a disk of the
+// machine juice runs on (Host).
 type ManifestDisk struct {
-	File     string `json:"file,omitempty"`
+	File string `json:"file,omitempty"`
+	// Size is a RAM disk's size, or with Host the size of the host-disk
+	// region (bytes or K/M/G, a multiple of 512).
 	Size     Memory `json:"size,omitempty"`
 	ReadOnly bool   `json:"readonly,omitempty"`
+	// Host names a disk of the machine as juice lists it at boot
+	// ("hostdisk: vda ..."; vda to vdz): the guest's disk is that whole
+	// disk, one of its partitions (Partition), or the byte range Offset,
+	// Size of it. Writes go to the host disk and the guest's flushes
+	// reach its stable storage, so what a guest flushed survives a power
+	// cycle. No two guest disks may overlap on a host disk unless both
+	// are read-only (juice refuses the later VM).
+	Host string `json:"host,omitempty"`
+	// Partition is a partition number on Host as Linux numbers them (1
+	// is vda1; MBR logical partitions from 5, GPT entries by slot).
+	Partition *int `json:"partition,omitempty"`
+	// Offset is where the region starts on Host (bytes or K/M/G, a
+	// multiple of 512); Size is its length, absent meaning to the end of
+	// the disk.
+	Offset Memory `json:"offset,omitempty"`
 	// Serial is what the guest reads with GET_ID (at most 20 bytes);
 	// empty means "juice-<vm>-<n>".
 	Serial string `json:"serial,omitempty"`
@@ -92,6 +110,8 @@ const (
 	MaxNets      = 4
 	MaxDiskSize  = 1 << 40 // 1 TiB (a RAM disk's pages are allocated as written)
 	MaxSerialLen = 20
+	// MaxPartition is the highest partition number a disk may name.
+	MaxPartition = 1024
 )
 
 // ManifestModule is one boot module of a VM.
@@ -334,6 +354,10 @@ func validateDevices(vm string, d *ManifestDevices, files map[string]member) (*D
 		what := fmt.Sprintf("disk %d", i)
 		disk := DiskSpec{File: md.File, ReadOnly: md.ReadOnly, Serial: md.Serial}
 		switch {
+		case md.Host != "" || md.Partition != nil || md.Offset != "":
+			if err := validateHostDisk(md, &disk); err != nil {
+				return nil, fmt.Errorf("%s: %v", what, err)
+			}
 		case md.File != "" && md.Size != "":
 			return nil, fmt.Errorf("%s: give a file or a size, not both", what)
 		case md.File != "":
@@ -387,6 +411,57 @@ func validateDevices(vm string, d *ManifestDevices, files map[string]member) (*D
 		ds.Nets = append(ds.Nets, NetSpec{Network: mn.Network, MAC: mac})
 	}
 	return ds, nil
+}
+
+// validateHostDisk checks a disk backed by a host disk: a host disk name
+// juice gives (vda to vdz), no file, and either a partition or a
+// sector-aligned byte range, not both.
+func validateHostDisk(md ManifestDisk, disk *DiskSpec) error {
+	switch {
+	case md.Host == "":
+		return fmt.Errorf("partition and offset select a region of a host disk: name the disk with host")
+	case md.File != "":
+		return fmt.Errorf("give a file or a host disk, not both")
+	case !ValidHostDisk(md.Host):
+		return fmt.Errorf("host disk %q is not a name juice gives host disks (vda to vdz)", md.Host)
+	case md.Partition != nil && (md.Offset != "" || md.Size != ""):
+		return fmt.Errorf("give a partition or an offset and size on host disk %s, not both", md.Host)
+	}
+	disk.Host = md.Host
+	if md.Partition != nil {
+		if n := *md.Partition; n < 1 || n > MaxPartition {
+			return fmt.Errorf("partition %d on host disk %s: partitions are numbered from 1 to %d (%s1 is 1)", n, md.Host, MaxPartition, md.Host)
+		}
+		disk.Partition = *md.Partition
+		return nil
+	}
+	if md.Offset != "" {
+		n, err := parseSize(string(md.Offset))
+		if err != nil {
+			return fmt.Errorf("offset: %v", err)
+		}
+		if n%512 != 0 {
+			return fmt.Errorf("offset %q is not a multiple of 512 bytes", md.Offset)
+		}
+		disk.Offset = n
+	}
+	if md.Size != "" {
+		n, err := parseSize(string(md.Size))
+		if err != nil {
+			return fmt.Errorf("size: %v", err)
+		}
+		if n == 0 || n%512 != 0 {
+			return fmt.Errorf("size %q is not a non-zero multiple of 512", md.Size)
+		}
+		disk.Size = n
+	}
+	return nil
+}
+
+// ValidHostDisk reports whether s is a name juice gives the host's
+// disks: vd followed by one letter a to z.
+func ValidHostDisk(s string) bool {
+	return len(s) == 3 && s[:2] == "vd" && s[2] >= 'a' && s[2] <= 'z'
 }
 
 // parseSize parses a size like Memory.Bytes but without RAM's limits.

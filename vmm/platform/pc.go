@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"runtime"
 	"time"
 
 	"juice/vmm"
@@ -94,6 +95,9 @@ type PC struct {
 	// kvmclock state per vCPU: the MSR values the guest wrote.
 	sysTime []uint64
 	wallMSR uint64
+	// yield: a vCPU that sends another an IPI yields its host CPU to it
+	// (the vCPUs share one).
+	yield bool
 }
 
 // New builds the PC for vm (which must not have started), registers its
@@ -113,6 +117,7 @@ func New(vm *vmm.VM, cfg Config, console io.Writer) (*PC, error) {
 	}
 	p := &PC{vm: vm, cfg: cfg}
 	n := len(vm.VCPUs())
+	p.yield = n > 1 && runtime.GOMAXPROCS(0) == 1
 	p.sysTime = make([]uint64, n)
 
 	// Interrupt controllers.
@@ -288,13 +293,29 @@ func (p *PC) route(r apic.Route) {
 	}
 }
 
-// sendIPI delivers an IPI a guest's local APIC sent. Fixed IPIs reach
-// their targets; INIT and STARTUP wait for multi-vCPU guests (issue 7).
+// sendIPI delivers an IPI a guest's local APIC sent; it runs on the
+// sending vCPU's goroutine. Fixed and lowest-priority IPIs go into their
+// targets' IRRs (a lowest-priority one to the first target alone), which
+// wakes them (the local APIC's deliver callback kicks the vCPU). INIT
+// resets a target's local APIC and puts its vCPU into wait-for-SIPI
+// (vmm.VM.InitVCPU); an INIT of the boot vCPU, which on a PC restarts it
+// in firmware that juice's guests do not have, resets the machine (the
+// guest reboots). STARTUP starts a vCPU waiting for one
+// (vmm.VM.StartupVCPU). The INIT level de-assert, NMI, SMI and ExtINT
+// IPIs are dropped. Exit path: allocation-free.
 func (p *PC) sendIPI(ipi apic.IPI) {
-	if ipi.Mode != apic.Fixed && ipi.Mode != apic.LowestPriority {
+	switch ipi.Mode {
+	case apic.Fixed, apic.LowestPriority, apic.StartUp:
+	case apic.INIT:
+		if !ipi.Assert && ipi.LevelTrigger {
+			return // INIT level de-assert: no effect since the Pentium 4
+		}
+	default:
 		return
 	}
-	for _, a := range p.lapics {
+	other := false // the IPI reached another vCPU
+targets:
+	for i, a := range p.lapics {
 		var hit bool
 		switch ipi.Shorthand {
 		case apic.ToSelf:
@@ -306,9 +327,35 @@ func (p *PC) sendIPI(ipi apic.IPI) {
 		default:
 			hit = a.MatchDest(ipi.Dest, ipi.Logical)
 		}
-		if hit {
-			a.AcceptLevel(ipi.Vector, ipi.LevelTrigger)
+		if !hit {
+			continue
 		}
+		other = other || a.ID() != ipi.Source
+		switch ipi.Mode {
+		case apic.INIT:
+			if i == 0 {
+				if p.cfg.Reset != nil {
+					p.cfg.Reset()
+				}
+				continue
+			}
+			a.Init()
+			p.vm.InitVCPU(i)
+		case apic.StartUp:
+			p.vm.StartupVCPU(i, ipi.Vector)
+		default:
+			a.AcceptLevel(ipi.Vector, ipi.LevelTrigger)
+			if ipi.Mode == apic.LowestPriority {
+				break targets
+			}
+		}
+	}
+	if src := p.vm.VCPU(int(ipi.Source)); other && p.yield && src != nil {
+		// The vCPUs share the host CPU: let the target run now rather
+		// than at the sender's next preemption (a guest waiting for the
+		// IPI's answer, as Linux's function-call IPIs do, would
+		// otherwise spin until then).
+		src.Yield()
 	}
 }
 

@@ -140,7 +140,7 @@ func (m *mmio) Write(off uint64, size uint8, value uint64) {
 	case mmioQueueNotify:
 		// Without VIRTIO_F_NOTIFICATION_DATA the value is the queue index.
 		if v < MaxQueues {
-			s.Notify(int(v))
+			s.Kick(int(v))
 		}
 	case mmioInterruptACK:
 		s.AckInterrupt(uint8(v & (ISRQueue | ISRConfig)))

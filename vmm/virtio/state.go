@@ -2,6 +2,7 @@ package virtio
 
 import (
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -67,6 +68,14 @@ type State struct {
 
 	anyPending atomic.Bool // some queue has pending set
 
+	// fails counts the device's NEEDS_RESET failures over its life (a
+	// reset does not clear it); it bounds Fail's logging.
+	fails uint64
+
+	// Per-queue notification counters (Kick, Interrupt): cumulative,
+	// never reset, read with Notifications.
+	kicks, irqs []atomic.Uint64
+
 	lineMu    sync.Mutex // serializes line updates (last update wins)
 	line      func(level bool)
 	lineLevel bool
@@ -77,6 +86,12 @@ var _ Env = (*State)(nil)
 // maxWarnings bounds protocol-violation log lines per device reset, so a
 // hostile driver cannot flood the log.
 const maxWarnings = 8
+
+// maxFailLogs is how many NEEDS_RESET reasons a device logs over its
+// whole life; after that only the 2^k-th failures are (with their
+// count), so a guest that loops "reset, break the ring" cannot flood
+// juice's console.
+const maxFailLogs = 64
 
 // NewState wraps device d for a VM with RAM mem. irq, if not nil, is
 // called for every notification the device raises (IRQQueue with the
@@ -98,6 +113,8 @@ func NewState(d Device, mem *vmm.GuestMemory, irq func(kind IRQKind, q int), log
 	s.cfgBuf = make([]byte, s.cfgSize)
 	nq := min(max(d.NumQueues(), 0), MaxQueues)
 	s.queues = make([]queueState, nq)
+	s.kicks = make([]atomic.Uint64, nq)
+	s.irqs = make([]atomic.Uint64, nq)
 	for i := range s.queues {
 		qs := &s.queues[i]
 		qs.max = floorPow2(d.MaxQueueSize(i))
@@ -637,6 +654,28 @@ func (s *State) Notify(q int) {
 	s.devMu.Unlock()
 }
 
+// Kick is the driver's available-buffer notification for queue q, as a
+// transport decodes it (a virtio-pci notify write, virtio-mmio's
+// QueueNotify): it is counted (Notifications) and handled as Notify.
+// Notify itself is also what the platform calls to service a device
+// (frames waiting for a receive queue), which is not counted.
+func (s *State) Kick(q int) {
+	if q >= 0 && q < len(s.kicks) {
+		s.kicks[q].Add(1)
+	}
+	s.Notify(q)
+}
+
+// Notifications returns queue q's counts since the device was created:
+// driver kicks (Kick) and used-buffer interrupts the device sent
+// (Interrupt while live). Zero for q out of range. Any goroutine.
+func (s *State) Notifications(q int) (kicks, interrupts uint64) {
+	if q < 0 || q >= len(s.kicks) {
+		return 0, 0
+	}
+	return s.kicks[q].Load(), s.irqs[q].Load()
+}
+
 // notifyLocked runs the device on queue q. Caller holds devMu.
 func (s *State) notifyLocked(q int) {
 	if q < 0 || q >= len(s.queues) {
@@ -764,6 +803,7 @@ func (s *State) Interrupt(q int) {
 	if !live {
 		return
 	}
+	s.irqs[q].Add(1)
 	s.updateLine()
 	if s.irq != nil {
 		s.irq(IRQQueue, q)
@@ -801,12 +841,22 @@ func (s *State) Fail(reason string) {
 	if signal {
 		s.isr |= ISRConfig
 	}
+	if !already {
+		s.fails++
+	}
+	n := s.fails
 	s.mu.Unlock()
 	if already {
 		return
 	}
 	if s.log != nil {
-		s.log(s.name + ": device needs reset: " + reason)
+		switch {
+		case n <= maxFailLogs:
+			s.log(s.name + ": device needs reset: " + reason)
+		case n&(n-1) == 0:
+			s.log(s.name + ": device needs reset: " + reason + " (failure " + strconv.FormatUint(n, 10) +
+				"; from now on only every power-of-two-th failure is logged)")
+		}
 	}
 	if signal {
 		s.updateLine()

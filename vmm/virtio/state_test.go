@@ -567,3 +567,27 @@ func TestMMIOAllocs(t *testing.T) {
 		t.Fatal("nothing processed")
 	}
 }
+
+// TestFailLoggingBounded: a guest that breaks its device, resets it and
+// breaks it again 300 times gets the first 64 reasons logged and then
+// only the 128th and 256th (with their counts): its console flood is
+// bounded; every failure still sets NEEDS_RESET.
+func TestFailLoggingBounded(t *testing.T) {
+	g := newRig(t, 1, 8)
+	s := g.s
+	for i := 0; i < 300; i++ {
+		s.SetStatus(StatusAcknowledge | StatusDriver)
+		s.Fail("broken ring")
+		s.Fail("broken again before the reset") // not logged: already failed
+		if s.Status()&StatusNeedsReset == 0 {
+			t.Fatalf("failure %d: status %#x", i+1, s.Status())
+		}
+		s.SetStatus(0)
+	}
+	if len(g.logs) != 66 {
+		t.Fatalf("%d log lines, want 66: %q", len(g.logs), g.logs)
+	}
+	if !strings.Contains(g.logs[64], "(failure 128;") || !strings.Contains(g.logs[65], "(failure 256;") {
+		t.Fatalf("the sparse lines: %q", g.logs[64:])
+	}
+}

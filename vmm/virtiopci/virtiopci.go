@@ -205,7 +205,7 @@ func (d *Device) BARWrite(off uint64, size uint8, v uint64) {
 	case off >= NotifyOffset && off < TableOffset:
 		q := (off - NotifyOffset) / NotifyMult
 		if (off-NotifyOffset)%NotifyMult == 0 && int(q) < d.state.NumQueues() {
-			d.state.Notify(int(q))
+			d.state.Kick(int(q))
 		}
 	}
 }

@@ -169,6 +169,9 @@ func TestLinuxSequence(t *testing.T) {
 	if len(g.msis) != 1 || g.msis[0] != (msg{0xfee00000, 0x41}) {
 		t.Fatalf("MSIs %v, want one to vector 0x41", g.msis)
 	}
+	if k, i := g.dev.state.Notifications(0); k != 1 || i != 1 {
+		t.Errorf("notification counters: %d kicks, %d interrupts; want 1 and 1", k, i)
+	}
 	if g.intx[pci.INTxGSIBase+((slot+0)&3)] {
 		t.Error("INTx asserted with MSI-X on")
 	}

@@ -20,19 +20,24 @@ import (
 // guest uses unless told otherwise.
 const DefaultKernelPackage = "linux-image-amd64"
 
-// kernelPackage is one Debian kernel package version as apt knows it.
-type kernelPackage struct {
+// debPackage is one Debian package version as apt knows it: the kernel
+// package, or one the initramfs's programs come from.
+type debPackage struct {
 	Name     string // linux-image-6.1.0-56-amd64
 	Version  string // 6.1.192-2
+	Arch     string // amd64 (or all)
 	Filename string // pool/.../linux-image-6.1.0-56-amd64_6.1.192-2_amd64.deb
 	SHA256   string // of the .deb
 	Size     int64  // of the .deb
 }
 
+// guestArch is the Debian architecture of the guest's packages.
+const guestArch = "amd64"
+
 // debName is the .deb's file name as `apt-get download` writes it:
 // NAME_VERSION_ARCH.deb with an epoch's ':' written "%3a" (the archive's
 // own file name leaves the epoch out).
-func (p kernelPackage) debName() string {
+func (p debPackage) debName() string {
 	base := strings.TrimSuffix(path.Base(p.Filename), ".deb")
 	arch := base[strings.LastIndex(base, "_")+1:]
 	return p.Name + "_" + strings.ReplaceAll(p.Version, ":", "%3a") + "_" + arch + ".deb"
@@ -103,15 +108,41 @@ func parseDepends(out []byte) string {
 
 // parseShow reads the first record of `apt-cache show --no-all-versions
 // NAME`.
-func parseShow(out []byte) (kernelPackage, error) {
-	var p kernelPackage
+func parseShow(out []byte) (debPackage, error) {
+	recs, err := parseShowAll(out, 1)
+	if err != nil {
+		return debPackage{}, err
+	}
+	return recs[0], nil
+}
+
+// parseShowAll reads the records of `apt-cache show` (one for each
+// package named, with --no-all-versions), at most max of them (0: all).
+// A record without Version or Filename, or whose Filename is not a .deb,
+// is an error; so is output without any record.
+func parseShowAll(out []byte, max int) ([]debPackage, error) {
+	var recs []debPackage
+	var p debPackage
+	end := func() error {
+		switch {
+		case p.Name == "":
+			return nil
+		case p.Version == "" || p.Filename == "":
+			return fmt.Errorf("apt-cache show %s: no Version or Filename", p.Name)
+		case !strings.HasSuffix(p.Filename, ".deb"):
+			return fmt.Errorf("apt-cache show %s: Filename %q is not a .deb", p.Name, p.Filename)
+		}
+		recs = append(recs, p)
+		p = debPackage{}
+		return nil
+	}
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	for sc.Scan() {
+	for sc.Scan() && (max == 0 || len(recs) < max) {
 		line := sc.Text()
 		if line == "" {
-			if p.Name != "" {
-				break // end of the first record
+			if err := end(); err != nil {
+				return nil, err
 			}
 			continue
 		}
@@ -125,6 +156,8 @@ func parseShow(out []byte) (kernelPackage, error) {
 			p.Name = v
 		case "Version":
 			p.Version = v
+		case "Architecture":
+			p.Arch = v
 		case "Filename":
 			p.Filename = v
 		case "SHA256":
@@ -132,43 +165,43 @@ func parseShow(out []byte) (kernelPackage, error) {
 		case "Size":
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
-				return p, fmt.Errorf("apt-cache show: bad Size %q", v)
+				return nil, fmt.Errorf("apt-cache show: bad Size %q", v)
 			}
 			p.Size = n
 		}
 	}
-	switch {
-	case p.Name == "":
-		return p, errors.New("apt-cache show: no package record")
-	case p.Version == "" || p.Filename == "":
-		return p, fmt.Errorf("apt-cache show %s: no Version or Filename", p.Name)
-	case p.Filename != "" && !strings.HasSuffix(p.Filename, ".deb"):
-		return p, fmt.Errorf("apt-cache show %s: Filename %q is not a .deb", p.Name, p.Filename)
+	if max == 0 || len(recs) < max {
+		if err := end(); err != nil {
+			return nil, err
+		}
 	}
-	return p, nil
+	if len(recs) == 0 {
+		return nil, errors.New("apt-cache show: no package record")
+	}
+	return recs, nil
 }
 
 // resolvePackage finds the kernel package to use for request (a
 // metapackage such as linux-image-amd64, or a kernel package).
-func resolvePackage(request string) (kernelPackage, error) {
+func resolvePackage(request string) (debPackage, error) {
 	name := request
 	out, err := run("", nil, "apt-cache", "depends", request)
 	if err != nil {
-		return kernelPackage{}, fmt.Errorf("kernel package %s not found (run apt-get update first?): %w", request, err)
+		return debPackage{}, fmt.Errorf("kernel package %s not found (run apt-get update first?): %w", request, err)
 	}
 	if dep := parseDepends(out); dep != "" {
 		name = dep
 	}
 	out, err = run("", nil, "apt-cache", "show", "--no-all-versions", name)
 	if err != nil {
-		return kernelPackage{}, fmt.Errorf("kernel package %s (for %s) not found: %w", name, request, err)
+		return debPackage{}, fmt.Errorf("kernel package %s (for %s) not found: %w", name, request, err)
 	}
 	p, err := parseShow(out)
 	if err != nil {
-		return kernelPackage{}, err
+		return debPackage{}, err
 	}
 	if p.Name != name {
-		return kernelPackage{}, fmt.Errorf("apt-cache show %s described %s", name, p.Name)
+		return debPackage{}, fmt.Errorf("apt-cache show %s described %s", name, p.Name)
 	}
 	return p, nil
 }
@@ -187,10 +220,54 @@ func fileSHA256(name string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// resolveUserPackages finds the guest-architecture versions apt would
+// install of the named packages, with one apt-cache call.
+func resolveUserPackages(names []string) ([]debPackage, error) {
+	args := []string{"show", "--no-all-versions"}
+	for _, n := range names {
+		args = append(args, n+":"+guestArch)
+	}
+	out, err := run("", nil, "apt-cache", args...)
+	if err != nil {
+		return nil, fmt.Errorf("packages %s not found (run apt-get update first?): %w", strings.Join(names, ", "), err)
+	}
+	recs, err := parseShowAll(out, 0)
+	if err != nil {
+		return nil, err
+	}
+	return pickPackages(names, recs)
+}
+
+// pickPackages returns, in the order of names, the record of each named
+// package; each must be there once, for the guest's architecture (or
+// "all").
+func pickPackages(names []string, recs []debPackage) ([]debPackage, error) {
+	byName := map[string]debPackage{}
+	for _, r := range recs {
+		if _, dup := byName[r.Name]; dup {
+			return nil, fmt.Errorf("apt-cache show: package %s twice", r.Name)
+		}
+		byName[r.Name] = r
+	}
+	var out []debPackage
+	for _, n := range names {
+		r, ok := byName[n]
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("apt-cache show: no record for package %s", n)
+		case r.Arch != guestArch && r.Arch != "all":
+			return nil, fmt.Errorf("apt-cache show: package %s is for %q, not %s", n, r.Arch, guestArch)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
 // fetchPackage makes sure dir holds p's .deb, checked against apt's
 // SHA-256, downloading it with `apt-get download` when missing or wrong,
-// and removes other kernel .debs there. It returns the .deb's path.
-func fetchPackage(dir string, p kernelPackage, log io.Writer) (string, error) {
+// and removes the other .debs there that match stale (a file name
+// pattern: older versions of the package). It returns the .deb's path.
+func fetchPackage(dir string, p debPackage, stale string, log io.Writer) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
@@ -198,9 +275,13 @@ func fetchPackage(dir string, p kernelPackage, log io.Writer) (string, error) {
 	if ok, err := debMatches(deb, p); err != nil {
 		return "", err
 	} else if !ok {
-		fmt.Fprintf(log, "jeos: downloading %s %s (%d MB)\n", p.Name, p.Version, p.Size>>20)
+		fmt.Fprintf(log, "jeos: downloading %s %s (%d kB)\n", p.Name, p.Version, p.Size>>10)
 		os.Remove(deb)
-		if _, err := run(dir, nil, "apt-get", "download", p.Name+"="+p.Version); err != nil {
+		name := p.Name
+		if p.Arch != "" && p.Arch != "all" {
+			name += ":" + p.Arch
+		}
+		if _, err := run(dir, nil, "apt-get", "download", name+"="+p.Version); err != nil {
 			return "", fmt.Errorf("downloading %s: %w", p.Name, err)
 		}
 		if ok, err := debMatches(deb, p); err != nil {
@@ -209,7 +290,7 @@ func fetchPackage(dir string, p kernelPackage, log io.Writer) (string, error) {
 			return "", fmt.Errorf("apt-get download %s=%s: %s is missing or does not match apt's SHA256 %s", p.Name, p.Version, deb, p.SHA256)
 		}
 	}
-	old, _ := filepath.Glob(filepath.Join(dir, "linux-image-*.deb"))
+	old, _ := filepath.Glob(filepath.Join(dir, stale))
 	for _, o := range old {
 		if o != deb {
 			os.Remove(o)
@@ -220,7 +301,7 @@ func fetchPackage(dir string, p kernelPackage, log io.Writer) (string, error) {
 
 // debMatches reports whether deb exists with p's size and SHA-256 (when
 // apt gave them).
-func debMatches(deb string, p kernelPackage) (bool, error) {
+func debMatches(deb string, p debPackage) (bool, error) {
 	st, err := os.Stat(deb)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil

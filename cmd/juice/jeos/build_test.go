@@ -109,7 +109,7 @@ func TestRealBuild(t *testing.T) {
 	}
 	wantMods := []string{"virtio_ring.ko", "virtio.ko", "virtio_pci_modern_dev.ko", "virtio_pci_legacy_dev.ko", "virtio_pci.ko",
 		"virtio_mmio.ko", "virtio_blk.ko", "failover.ko", "net_failover.ko", "virtio_net.ko", "virtio_console.ko",
-		"virtio-rng.ko", "pvpanic.ko", "pvpanic-mmio.ko"}
+		"virtio-rng.ko", "crc32c_generic.ko", "jbd2.ko", "mbcache.ko", "crc16.ko", "ext4.ko", "pvpanic.ko", "pvpanic-mmio.ko"}
 	if !reflect.DeepEqual(listed, img.Modules) || !reflect.DeepEqual(listed, wantMods) {
 		t.Errorf("order file lists %q; image %q; want %q", listed, img.Modules, wantMods)
 	}
@@ -129,6 +129,50 @@ func TestRealBuild(t *testing.T) {
 			t.Errorf("%s is not built for %s", m, img.Release)
 		}
 	}
+
+	// The userland: Debian's programs, their aliases, and every library
+	// they need (by DT_NEEDED, from the initramfs itself) under the name
+	// they need it by; the loader through its lib64 link.
+	link("sbin/mkfs.ext4", "mke2fs")
+	link("sbin/fsck.ext4", "e2fsck")
+	link("lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
+	if len(img.Userland) != len(UserPackages) {
+		t.Errorf("image userland %q, want %d packages", img.Userland, len(UserPackages))
+	}
+	queue := append([]string(nil), UserPrograms...)
+	seen := map[string]bool{}
+	for len(queue) > 0 {
+		name := queue[0]
+		queue = queue[1:]
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		r, ok := files[name]
+		if !ok || r.Info.Mode&cpio.S_IFMT != cpio.S_IFREG {
+			t.Errorf("%s is not a file in the initramfs", name)
+			continue
+		}
+		d, err := readELFDeps(r.data)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if d.interp != "" && d.interp != "/lib64/ld-linux-x86-64.so.2" {
+			t.Errorf("%s: loader %s", name, d.interp)
+		}
+		for _, n := range d.needed {
+			queue = append(queue, guestLibDir+"/"+n)
+		}
+	}
+	t.Logf("userland: %d ELF files", len(seen))
+	if r := files["etc/mke2fs.conf"]; !bytes.Contains(r.data, []byte("ext4 = {")) {
+		t.Errorf("etc/mke2fs.conf: %q", r.data)
+	}
+	if r, ok := files["mnt"]; !ok || r.Info.Mode&cpio.S_IFMT != cpio.S_IFDIR {
+		t.Errorf("no /mnt directory: %+v", r.Info)
+	}
+
 	var size int64
 	for _, r := range files {
 		size += int64(len(r.data))
@@ -161,12 +205,39 @@ func TestRealBuild(t *testing.T) {
 					line = strings.TrimSpace(l)
 				}
 			}
-			if err != nil || !strings.HasSuffix(line, "modules=14/14") {
+			if err != nil || !strings.Contains(line, " modules=19/19 ") {
 				t.Fatalf("qemu: %v; marker %q; output tail:%s", err, line, indentTail(out, 30))
 			}
 			t.Logf("%s: %q, QEMU exited after %.1fs", k.name, line, time.Since(start).Seconds())
 		})
 	}
+
+	// Debian's mkfs.ext4 and e2fsck run in the guest: a file system made
+	// and written there is clean for the guest's e2fsck, and for the
+	// host's when it has one.
+	t.Run("mkfs", func(t *testing.T) {
+		disk := filepath.Join(t.TempDir(), "disk.img")
+		if err := os.WriteFile(disk, nil, 0o644); err != nil || os.Truncate(disk, 32<<20) != nil {
+			t.Fatalf("disk image: %v", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		const script = "mkfs.ext4 -q /dev/vda && mount -t ext4 /dev/vda /mnt && echo jeos-mkfs > /mnt/hello && umount /mnt && e2fsck -fn /dev/vda"
+		cmd := exec.CommandContext(ctx, qemu, "-accel", "tcg", "-m", "512", "-nographic", "-no-reboot",
+			"-kernel", img.Vmlinux, "-initrd", img.Initrd, "-drive", "file="+disk+",if=virtio,format=raw",
+			"-append", `console=ttyS0 quiet jeos.exec="`+script+`" `+PoweroffArg)
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "JEOS-EXEC status=0") {
+			t.Fatalf("qemu: %v; output tail:%s", err, indentTail(out, 30))
+		}
+		e2fsck, err := exec.LookPath("e2fsck")
+		if err != nil {
+			return
+		}
+		if out, err := exec.Command(e2fsck, "-fn", disk).CombinedOutput(); err != nil {
+			t.Errorf("the host's e2fsck: %v%s", err, indentTail(out, 20))
+		}
+	})
 }
 
 // cpioFile is one initramfs entry with its contents.

@@ -120,3 +120,73 @@ func xenEntryNote(entry uint64) []byte {
 	binary.LittleEndian.PutUint64(d, entry)
 	return fakeNote("Xen", xenElfnotePhys32Entry, d)
 }
+
+// fakeDynELF returns a shared object (ET_DYN) that needs the libraries
+// named (DT_NEEDED in .dynamic, names in .dynstr) and, when interp is not
+// "", names that loader in a PT_INTERP segment, as a program does.
+func fakeDynELF(interp string, needed ...string) []byte {
+	le := binary.LittleEndian
+	dynstr := []byte{0}
+	var dynamic bytes.Buffer
+	for _, n := range needed {
+		binary.Write(&dynamic, le, uint64(1)) // DT_NEEDED
+		binary.Write(&dynamic, le, uint64(len(dynstr)))
+		dynstr = append(append(dynstr, n...), 0)
+	}
+	binary.Write(&dynamic, le, uint64(0)) // DT_NULL
+	binary.Write(&dynamic, le, uint64(0))
+	shstr := []byte("\x00.interp\x00.dynstr\x00.dynamic\x00.shstrtab\x00")
+	interpData := []byte(interp + "\x00")
+
+	phnum := uint16(0)
+	if interp != "" {
+		phnum = 1
+	}
+	interpOff := uint64(64) + 56*uint64(phnum)
+	strOff := interpOff + uint64(len(interpData))
+	dynOff := (strOff + uint64(len(dynstr)) + 7) &^ 7
+	shstrOff := dynOff + uint64(dynamic.Len())
+	shoff := (shstrOff + uint64(len(shstr)) + 7) &^ 7
+
+	var b bytes.Buffer
+	elfHeader(&b, 3, 64, phnum, shoff, 5, 4)
+	if interp != "" {
+		binary.Write(&b, le, uint32(3)) // PT_INTERP
+		binary.Write(&b, le, uint32(4)) // PF_R
+		binary.Write(&b, le, interpOff)
+		binary.Write(&b, le, interpOff) // vaddr
+		binary.Write(&b, le, interpOff) // paddr
+		binary.Write(&b, le, uint64(len(interpData)))
+		binary.Write(&b, le, uint64(len(interpData)))
+		binary.Write(&b, le, uint64(1))
+	}
+	pad := func(to uint64) {
+		for uint64(b.Len()) < to {
+			b.WriteByte(0)
+		}
+	}
+	b.Write(interpData)
+	b.Write(dynstr)
+	pad(dynOff)
+	b.Write(dynamic.Bytes())
+	b.Write(shstr)
+	pad(shoff)
+	sh := func(name, typ uint32, off, size uint64, link uint32, entsize uint64) {
+		binary.Write(&b, le, name)
+		binary.Write(&b, le, typ)
+		binary.Write(&b, le, uint64(0)) // flags
+		binary.Write(&b, le, uint64(0)) // addr
+		binary.Write(&b, le, off)
+		binary.Write(&b, le, size)
+		binary.Write(&b, le, link)
+		binary.Write(&b, le, uint32(0)) // info
+		binary.Write(&b, le, uint64(1)) // addralign
+		binary.Write(&b, le, entsize)
+	}
+	sh(0, 0, 0, 0, 0, 0)
+	sh(1, 1, interpOff, uint64(len(interpData)), 0, 0) // .interp, PROGBITS
+	sh(9, 3, strOff, uint64(len(dynstr)), 0, 0)        // .dynstr, STRTAB
+	sh(17, 6, dynOff, uint64(dynamic.Len()), 2, 16)    // .dynamic, DYNAMIC, strings in .dynstr
+	sh(26, 3, shstrOff, uint64(len(shstr)), 0, 0)      // .shstrtab
+	return b.Bytes()
+}

@@ -19,6 +19,13 @@ import (
 // streams `dpkg-deb --fsys-tarfile` and returns the paths written,
 // slash-separated and relative to dest.
 func extractDeb(deb, dest string, want func(name string) bool) ([]string, error) {
+	return extractDebLinks(deb, dest, want, nil)
+}
+
+// extractDebLinks is extractDeb that also records, in links (when not
+// nil), every symbolic link of the archive: its cleaned path -> its
+// target as the archive has it. No link is made on disk.
+func extractDebLinks(deb, dest string, want func(name string) bool, links map[string]string) ([]string, error) {
 	cmd := exec.Command("dpkg-deb", "--fsys-tarfile", deb)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -29,7 +36,7 @@ func extractDeb(deb, dest string, want func(name string) bool) ([]string, error)
 	if err := cmd.Start(); err != nil {
 		return nil, commandError("dpkg-deb", cmd.Args[1:], err, nil)
 	}
-	names, terr := extractTar(out, dest, want)
+	names, terr := extractTar(out, dest, want, links)
 	if terr != nil {
 		// Let dpkg-deb finish (or fail on the closed pipe) before waiting.
 		io.Copy(io.Discard, out)
@@ -44,9 +51,10 @@ func extractDeb(deb, dest string, want func(name string) bool) ([]string, error)
 }
 
 // extractTar writes the regular files of a tar stream for which want is
-// true (given the cleaned, slash-separated relative path) under dest. It
-// reads the stream to its end.
-func extractTar(r io.Reader, dest string, want func(name string) bool) ([]string, error) {
+// true (given the cleaned, slash-separated relative path) under dest, and
+// records its symbolic links in links when that is not nil. It reads the
+// stream to its end.
+func extractTar(r io.Reader, dest string, want func(name string) bool, links map[string]string) ([]string, error) {
 	tr := tar.NewReader(r)
 	var names []string
 	for {
@@ -56,6 +64,12 @@ func extractTar(r io.Reader, dest string, want func(name string) bool) ([]string
 		}
 		if err != nil {
 			return names, err
+		}
+		if h.Typeflag == tar.TypeSymlink && links != nil {
+			if name, ok := cleanArchivePath(h.Name); ok && h.Linkname != "" {
+				links[name] = h.Linkname
+			}
+			continue
 		}
 		if h.Typeflag != tar.TypeReg {
 			continue

@@ -61,7 +61,7 @@ func TestExtractTar(t *testing.T) {
 	names, err := extractTar(&buf, dest, func(n string) bool {
 		asked = append(asked, n)
 		return strings.HasPrefix(n, "boot/") || strings.HasSuffix(n, "/virtio.ko")
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestExtractTar(t *testing.T) {
 	}
 
 	// A broken stream is an error.
-	if _, err := extractTar(strings.NewReader(strings.Repeat("x", 1024)), t.TempDir(), func(string) bool { return true }); err == nil {
+	if _, err := extractTar(strings.NewReader(strings.Repeat("x", 1024)), t.TempDir(), func(string) bool { return true }, nil); err == nil {
 		t.Error("extractTar accepted garbage")
 	}
 }

@@ -23,6 +23,8 @@ var UrootCommands = []string{
 	"uname", "echo", "sync", "ps",
 	// For network checks (jeos.exec): two guests on one switch.
 	"ping", "netcat", "md5sum", "dd", "sleep",
+	// For file systems (with Debian's mkfs.ext4 and e2fsck).
+	"umount", "mkdir",
 }
 
 // Fixed parts of the initramfs recipe.
@@ -51,8 +53,9 @@ var shellScripts = map[string]string{
 }
 
 // urootArgs are the arguments for u-root that build initrd out of the
-// staged files under stage.
-func urootArgs(out, stage string) []string {
+// staged files under stage (modules and scripts) and user (the userland:
+// userDirs).
+func urootArgs(out, stage, user string) []string {
 	args := []string{
 		"-o", out,
 		"-uinitcmd=" + uinitCommand,
@@ -70,6 +73,9 @@ func urootArgs(out, stage string) []string {
 	}
 	for _, name := range sortedScriptNames() {
 		args = append(args, "-files", filepath.Join(stage, "bin", name)+":bin/"+name)
+	}
+	for _, d := range userDirs {
+		args = append(args, "-files", filepath.Join(user, d)+":"+d)
 	}
 	for _, c := range UrootCommands {
 		args = append(args, urootCmdPrefix+c)
@@ -163,58 +169,94 @@ func stageInitramfs(stage string, tree fs.FS, order []string, release string) ([
 
 // initrdInputs hashes everything the initramfs is made from: the recipe,
 // juice's go.mod and go.sum (the u-root and command versions), jeosinit's
-// source and the staged files.
-func initrdInputs(src, stage string) (string, error) {
+// source (less its tests) and the two stages.
+func initrdInputs(src, stage, user string) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "recipe %d\nGOAMD64 %s\nargs %q\n", recipeVersion, guestGOAMD64, urootArgs("OUT", "STAGE"))
-	add := func(root, rel string) error {
-		b, err := os.ReadFile(filepath.Join(root, rel))
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(h, "file %s %d\n", filepath.ToSlash(rel), len(b))
-		h.Write(b)
-		return nil
-	}
+	fmt.Fprintf(h, "recipe %d\nGOAMD64 %s\nargs %q\n", recipeVersion, guestGOAMD64, urootArgs("OUT", "STAGE", "USER"))
 	for _, f := range []string{goModFile, goSumFile} {
-		if err := add(src, f); err != nil {
-			return "", err
-		}
-	}
-	for _, root := range []struct{ base, dir string }{{src, jeosinitDir}, {stage, "."}} {
-		var files []string
-		err := filepath.WalkDir(filepath.Join(root.base, root.dir), func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.Type().IsRegular() && !strings.HasSuffix(p, "_test.go") {
-				rel, _ := filepath.Rel(root.base, p)
-				files = append(files, rel)
-			}
-			return nil
-		})
+		b, err := os.ReadFile(filepath.Join(src, f))
 		if err != nil {
 			return "", err
 		}
-		sort.Strings(files)
-		for _, f := range files {
-			if err := add(root.base, f); err != nil {
-				return "", err
-			}
+		fmt.Fprintf(h, "file %s %d\n", f, len(b))
+		h.Write(b)
+	}
+	isTest := func(rel string) bool { return strings.HasSuffix(rel, "_test.go") }
+	for _, root := range []struct {
+		name, base, dir string
+		skip            func(string) bool
+	}{{"source", src, jeosinitDir, isTest}, {"stage", stage, ".", nil}, {"userland", user, ".", nil}} {
+		fmt.Fprintf(h, "tree %s\n", root.name)
+		if err := hashTree(h, root.base, root.dir, root.skip); err != nil {
+			return "", err
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// treeHash is the hex SHA-256 of hashTree over dir.
+func treeHash(dir string) (string, error) {
+	h := sha256.New()
+	if err := hashTree(h, dir, ".", nil); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// hashTree writes to h, in lexical order, every entry under base/dir but
+// those skip (given the slash-separated path relative to base) leaves
+// out: a directory's path; a regular file's path, size, whether it is
+// executable, and contents; a symbolic link's path and target. Anything
+// else is an error.
+func hashTree(h io.Writer, base, dir string, skip func(rel string) bool) error {
+	return filepath.WalkDir(filepath.Join(base, dir), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(base, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if skip != nil && skip(rel) {
+			return nil
+		}
+		switch t := d.Type(); {
+		case t.IsDir():
+			fmt.Fprintf(h, "dir %s\n", rel)
+		case t&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(h, "link %s %s\n", rel, target)
+		case t.IsRegular():
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(h, "file %s %d %t\n", rel, len(b), info.Mode()&0o111 != 0)
+			h.Write(b)
+		default:
+			return fmt.Errorf("%s: not a file, directory or symbolic link (%v)", p, t)
+		}
+		return nil
+	})
+}
+
 // buildInitrd runs u-root in src (juice's module root) to write out.
-func buildInitrd(src, stage, out string, log io.Writer) error {
+func buildInitrd(src, stage, user, out string, log io.Writer) error {
 	tool, err := urootTool(src)
 	if err != nil {
 		return err
 	}
 	tmp := out + ".tmp"
 	os.Remove(tmp)
-	args := urootArgs(tmp, stage)
+	args := urootArgs(tmp, stage, user)
 	cmd := exec.Command(tool, args...)
 	cmd.Dir = src
 	cmd.Env = append(envWithout(os.Environ(), "GOOS", "GOARCH", "CGO_ENABLED", "GOAMD64"),

@@ -1,17 +1,21 @@
 // Package jeos builds juice's default JeOS guest ("just enough OS"): a
 // stock Debian kernel plus a small u-root initramfs whose init
-// (cmd/jeosinit) loads the virtio modules and prints a ready marker.
+// (cmd/jeosinit) loads the virtio and ext4 modules and prints a ready
+// marker.
 //
 // Build resolves Debian's current kernel package (apt-cache), downloads
 // it (apt-get download), unpacks only what the guest needs (dpkg-deb),
 // writes the bzImage, the decompressed vmlinux ELF (which boots through
 // PVH without the slow in-guest XZ decompression) and the kernel config,
 // and builds initrd.cpio with u-root in module mode from juice's own
-// go.mod (its `tool` directives pin u-root and its commands). Everything
-// is cached in one directory with a stamp, so a second Build with nothing
-// changed does no work. It needs no root (apt-get download works as any
-// user once `apt-get update` has run) and no network once the .deb is
-// downloaded and the Go module cache is filled (`go mod download`).
+// go.mod (its `tool` directives pin u-root and its commands). The
+// initramfs also carries Debian's mke2fs (mkfs.ext4) and e2fsck with the
+// shared libraries they load, from UserPackages fetched the same way
+// (see userland.go). Everything is cached in one directory with a stamp,
+// so a second Build with nothing changed does no work. It needs no root
+// (apt-get download works as any user once `apt-get update` has run) and
+// no network once the .debs are downloaded and the Go module cache is
+// filled (`go mod download`).
 //
 // The guest prints ReadyMarker when its modules are loaded, and powers
 // off right after it when its command line has PoweroffArg.
@@ -24,6 +28,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -42,7 +47,7 @@ const PoweroffArg = "jeos.poweroff"
 
 // recipeVersion changes whenever Build's output for the same inputs
 // would change; a stamp of another version is rebuilt.
-const recipeVersion = 1
+const recipeVersion = 2
 
 // File names in the build directory.
 const (
@@ -65,8 +70,8 @@ type Options struct {
 	// metapackage (resolved through apt-cache depends) or a kernel image
 	// package; "" means DefaultKernelPackage.
 	KernelPackage string
-	// Force rebuilds everything (the downloaded .deb is reused when it
-	// still matches apt's checksum).
+	// Force rebuilds everything (the downloaded .debs are reused when
+	// they still match apt's checksums).
 	Force bool
 	// Source is juice's module root (for u-root and cmd/jeosinit); ""
 	// means the first directory from the working directory up whose
@@ -89,6 +94,7 @@ type Image struct {
 	Version  string   // its version, e.g. 6.1.192-2
 	Release  string   // the kernel release, e.g. 6.1.0-56-amd64
 	Modules  []string // module files in the initramfs, in load order
+	Userland []string // the Debian packages of its programs, "NAME VERSION"
 	Notes    []string // things the caller may want to know (skipped parts)
 	Cached   bool     // true when nothing had to be rebuilt
 }
@@ -106,6 +112,12 @@ type stamp struct {
 	PVHEntry uint64   `json:"pvh_entry"`
 	Modules  []string `json:"modules"`
 	Notes    []string `json:"notes,omitempty"`
+
+	// The userland step's record (see userPart).
+	UserRequest  []string `json:"user_request"`
+	UserPackages []string `json:"user_packages"`
+	UserFiles    []string `json:"user_files"`
+	UserTree     string   `json:"user_tree"`
 
 	// InitrdInputs is initrdInputs' hash for the initramfs built.
 	InitrdInputs string `json:"initrd_inputs"`
@@ -195,18 +207,47 @@ func (s *stamp) outputsIntact(dir string, names []string) bool {
 // plan is what a Build has to redo.
 type plan struct {
 	kernel bool // resolve, download, unpack, vmlinux, stage modules
+	user   bool // resolve, download and unpack UserPackages, stage the userland
 	initrd bool // run u-root
 }
 
-// decide works out whether the kernel step must run, from the old stamp
-// (nil when none), the request, --force, and whether the kernel step's
-// files are as the stamp recorded them. Redoing the kernel step redoes
-// the initramfs too; otherwise Build compares initrdInputs.
-func decide(old *stamp, request string, force, kernelIntact bool) plan {
-	if force || old == nil || old.Recipe != recipeVersion || old.Request != request || !kernelIntact {
-		return plan{kernel: true, initrd: true}
+// decide works out which steps must run, from the old stamp (nil when
+// none), the kernel package asked for, the user packages wanted,
+// --force, and whether each step's files are as the stamp recorded them.
+// Redoing either step redoes the initramfs too; otherwise Build compares
+// initrdInputs.
+func decide(old *stamp, request string, user []string, force, kernelIntact, userIntact bool) plan {
+	if force || old == nil || old.Recipe != recipeVersion {
+		return plan{kernel: true, user: true, initrd: true}
 	}
-	return plan{}
+	var p plan
+	if old.Request != request || !kernelIntact {
+		p.kernel, p.initrd = true, true
+	}
+	if !slices.Equal(old.UserRequest, user) || !userIntact {
+		p.user, p.initrd = true, true
+	}
+	return p
+}
+
+// userIntact reports whether the userland stage is as the stamp
+// recorded it.
+func (s *stamp) userIntact(dir string) bool {
+	if s == nil || s.UserTree == "" {
+		return false
+	}
+	h, err := treeHash(filepath.Join(dir, userStageDir))
+	return err == nil && h == s.UserTree
+}
+
+// setUser records the userland step's outcome.
+func (s *stamp) setUser(u userPart) {
+	s.UserRequest, s.UserPackages, s.UserFiles, s.UserTree = u.Request, u.Packages, u.Files, u.Tree
+}
+
+// user is the userland step's record in the stamp.
+func (s *stamp) user() userPart {
+	return userPart{Request: s.UserRequest, Packages: s.UserPackages, Files: s.UserFiles, Tree: s.UserTree}
 }
 
 // initrdCurrent reports whether the old initramfs was made from inputs
@@ -249,29 +290,41 @@ func Build(opts Options) (Image, error) {
 
 	old := readStamp(dir)
 	kernelIntact := old != nil && old.outputsIntact(dir, old.kernelOutputs())
-	p := decide(old, request, opts.Force, kernelIntact)
+	p := decide(old, request, UserPackages, opts.Force, kernelIntact, old.userIntact(dir))
 	st := old
 	if p.kernel {
-		st, err = buildKernel(dir, request, log)
+		ks, err := buildKernel(dir, request, log)
 		if err != nil {
 			return Image{}, err
 		}
+		if !p.user {
+			ks.setUser(old.user())
+		}
+		st = ks
 		// The stamp is written only after the initramfs, so an
 		// interrupted build starts over.
 	}
-	inputs, err := initrdInputs(src, filepath.Join(dir, stageDir))
-	if err != nil {
-		return Image{}, fmt.Errorf("hashing the initramfs inputs: %w", err)
-	}
-	if opts.Force || p.kernel || !initrdCurrent(old, dir, inputs) {
-		p.initrd = true
-		start := time.Now()
-		fmt.Fprintf(log, "jeos: building %s with u-root (about 20 s)\n", initrdFile)
-		abs, err := filepath.Abs(dir)
+	if p.user {
+		u, err := buildUserland(dir, log)
 		if err != nil {
 			return Image{}, err
 		}
-		if err := buildInitrd(src, filepath.Join(abs, stageDir), filepath.Join(abs, initrdFile), log); err != nil {
+		st.setUser(u)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return Image{}, err
+	}
+	stage, user := filepath.Join(abs, stageDir), filepath.Join(abs, userStageDir)
+	inputs, err := initrdInputs(src, stage, user)
+	if err != nil {
+		return Image{}, fmt.Errorf("hashing the initramfs inputs: %w", err)
+	}
+	if opts.Force || p.initrd || !initrdCurrent(old, dir, inputs) {
+		p.initrd = true
+		start := time.Now()
+		fmt.Fprintf(log, "jeos: building %s with u-root (about 20 s)\n", initrdFile)
+		if err := buildInitrd(src, stage, user, filepath.Join(abs, initrdFile), log); err != nil {
 			return Image{}, err
 		}
 		fmt.Fprintf(log, "jeos: initramfs built in %.1fs\n", time.Since(start).Seconds())
@@ -285,12 +338,12 @@ func Build(opts Options) (Image, error) {
 		}
 		st.Outputs[initrdFile] = fs
 	}
-	if p.kernel || p.initrd {
+	if p.kernel || p.user || p.initrd {
 		if err := st.write(dir); err != nil {
 			return Image{}, err
 		}
 	}
-	return st.image(dir, !p.kernel && !p.initrd), nil
+	return st.image(dir, !p.kernel && !p.user && !p.initrd), nil
 }
 
 // image is the Image a stamp describes.
@@ -306,12 +359,26 @@ func (s *stamp) image(dir string, cached bool) Image {
 		Release:  s.Release,
 		Modules:  append([]string(nil), s.Modules...),
 		Notes:    append([]string(nil), s.Notes...),
+		Userland: userlandNames(s.UserPackages),
 		Cached:   cached,
 	}
 	if s.hasOutput(vmlinuxFile) {
 		img.Vmlinux = filepath.Join(dir, vmlinuxFile)
 	}
 	return img
+}
+
+// userlandNames turns the stamp's "NAME VERSION SHA256" records into
+// "NAME VERSION"; nil for none.
+func userlandNames(recs []string) []string {
+	var out []string
+	for _, r := range recs {
+		f := strings.Fields(r)
+		if len(f) >= 2 {
+			out = append(out, f[0]+" "+f[1])
+		}
+	}
+	return out
 }
 
 // buildKernel resolves and fetches the kernel package, unpacks what the
@@ -324,7 +391,7 @@ func buildKernel(dir, request string, log io.Writer) (*stamp, error) {
 		return nil, err
 	}
 	fmt.Fprintf(log, "jeos: kernel package %s %s (for %s)\n", pkg.Name, pkg.Version, request)
-	deb, err := fetchPackage(filepath.Join(dir, debDir), pkg, log)
+	deb, err := fetchPackage(filepath.Join(dir, debDir), pkg, "linux-image-*.deb", log)
 	if err != nil {
 		return nil, err
 	}
@@ -335,7 +402,7 @@ func buildKernel(dir, request string, log io.Writer) (*stamp, error) {
 		return nil, err
 	}
 	wanted := map[string]bool{}
-	for _, m := range append(append([]string(nil), VirtioModules...), OptionalModules...) {
+	for _, m := range append(RequiredModules(), OptionalModules...) {
 		wanted[modName(m)] = true
 	}
 	var order moduleOrder
@@ -354,7 +421,7 @@ func buildKernel(dir, request string, log io.Writer) (*stamp, error) {
 		if idx, err = indexModules(tree); err != nil {
 			return nil, fmt.Errorf("%s: %w", pkg.Name, err)
 		}
-		if order, err = orderModules(tree, idx, VirtioModules, OptionalModules); err != nil {
+		if order, err = orderModules(tree, idx, RequiredModules(), OptionalModules); err != nil {
 			return nil, fmt.Errorf("%s: %w", pkg.Name, err)
 		}
 		if len(order.need) == 0 {

@@ -2,6 +2,7 @@ package jeos
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,26 +14,36 @@ import (
 )
 
 func TestDecide(t *testing.T) {
-	cur := &stamp{Recipe: recipeVersion, Request: DefaultKernelPackage}
-	old := &stamp{Recipe: recipeVersion - 1, Request: DefaultKernelPackage}
-	all := plan{kernel: true, initrd: true}
+	user := []string{"e2fsprogs", "libc6"}
+	cur := &stamp{Recipe: recipeVersion, Request: DefaultKernelPackage, UserRequest: user}
+	old := &stamp{Recipe: recipeVersion - 1, Request: DefaultKernelPackage, UserRequest: user}
+	all := plan{kernel: true, user: true, initrd: true}
+	kernel := plan{kernel: true, initrd: true}
+	userland := plan{user: true, initrd: true}
 	cases := []struct {
-		name    string
-		s       *stamp
-		request string
-		force   bool
-		intact  bool
-		want    plan
+		name         string
+		s            *stamp
+		request      string
+		user         []string
+		force        bool
+		kernelIntact bool
+		userIntact   bool
+		want         plan
 	}{
-		{"up to date", cur, DefaultKernelPackage, false, true, plan{}},
-		{"forced", cur, DefaultKernelPackage, true, true, all},
-		{"no stamp", nil, DefaultKernelPackage, false, false, all},
-		{"old recipe", old, DefaultKernelPackage, false, true, all},
-		{"other package", cur, "linux-image-cloud-amd64", false, true, all},
-		{"kernel files changed", cur, DefaultKernelPackage, false, false, all},
+		{"up to date", cur, DefaultKernelPackage, user, false, true, true, plan{}},
+		{"forced", cur, DefaultKernelPackage, user, true, true, true, all},
+		{"no stamp", nil, DefaultKernelPackage, user, false, false, false, all},
+		{"old recipe", old, DefaultKernelPackage, user, false, true, true, all},
+		{"other package", cur, "linux-image-cloud-amd64", user, false, true, true, kernel},
+		{"kernel files changed", cur, DefaultKernelPackage, user, false, false, true, kernel},
+		{"another user package", cur, DefaultKernelPackage, []string{"e2fsprogs", "libc6", "libss2"}, false, true, true, userland},
+		{"a user package less", cur, DefaultKernelPackage, []string{"e2fsprogs"}, false, true, true, userland},
+		{"user packages reordered", cur, DefaultKernelPackage, []string{"libc6", "e2fsprogs"}, false, true, true, userland},
+		{"userland changed", cur, DefaultKernelPackage, user, false, true, false, userland},
+		{"both changed", cur, DefaultKernelPackage, user, false, false, false, all},
 	}
 	for _, c := range cases {
-		if got := decide(c.s, c.request, c.force, c.intact); got != c.want {
+		if got := decide(c.s, c.request, c.user, c.force, c.kernelIntact, c.userIntact); got != c.want {
 			t.Errorf("%s: decide = %+v, want %+v", c.name, got, c.want)
 		}
 	}
@@ -110,12 +121,17 @@ func cachedBuild(t *testing.T, src string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := orderModules(tree, idx, VirtioModules, OptionalModules)
+	o, err := orderModules(tree, idx, RequiredModules(), OptionalModules)
 	if err != nil {
 		t.Fatal(err)
 	}
 	names, err := stageInitramfs(filepath.Join(dir, stageDir), tree, o.paths, idx.release)
 	if err != nil {
+		t.Fatal(err)
+	}
+	utree := fakeUserTree(t)
+	ufiles := stagedUserland(t, utree)
+	if err := stageUserland(filepath.Join(dir, userStageDir), utree, ufiles); err != nil {
 		t.Fatal(err)
 	}
 	for name, data := range map[string]string{kernelFile: "bz", vmlinuxFile: "elf", configFile: "cfg", initrdFile: "cpio"} {
@@ -125,7 +141,16 @@ func cachedBuild(t *testing.T, src string) string {
 		Recipe: recipeVersion, Request: DefaultKernelPackage,
 		Package: "linux-image-" + rel, Version: "6.1.999-1", Release: rel,
 		PVHEntry: testPVHEntry, Modules: names, Outputs: map[string]fileStamp{},
-		Notes: []string{"a note"},
+		Notes:       []string{"a note"},
+		UserRequest: append([]string(nil), UserPackages...),
+		UserPackages: []string{"e2fsprogs 1.47.0-2+b2 fedd424691c08ef0739729026be298e7be8236337bf8e031b3c7ec66794e6fc2",
+			"libc6 2.36-9+deb12u14 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"},
+	}
+	for _, f := range ufiles {
+		st.UserFiles = append(st.UserFiles, f.guest)
+	}
+	if st.UserTree, err = treeHash(filepath.Join(dir, userStageDir)); err != nil {
+		t.Fatal(err)
 	}
 	st.Outputs[vmlinuxFile] = fileStamp{}
 	for _, n := range append(st.kernelOutputs(), initrdFile) {
@@ -133,7 +158,7 @@ func cachedBuild(t *testing.T, src string) string {
 			t.Fatal(err)
 		}
 	}
-	if st.InitrdInputs, err = initrdInputs(src, filepath.Join(dir, stageDir)); err != nil {
+	if st.InitrdInputs, err = initrdInputs(src, filepath.Join(dir, stageDir), filepath.Join(dir, userStageDir)); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.write(dir); err != nil {
@@ -154,7 +179,7 @@ func TestStageInitramfs(t *testing.T) {
 	}
 	want := []string{"virtio_ring.ko", "virtio.ko", "virtio_pci_modern_dev.ko", "virtio_pci_legacy_dev.ko", "virtio_pci.ko",
 		"virtio_mmio.ko", "virtio_blk.ko", "failover.ko", "net_failover.ko", "virtio_net.ko", "virtio_console.ko",
-		"virtio-rng.ko", "pvpanic.ko", "pvpanic-mmio.ko"}
+		"virtio-rng.ko", "crc32c_generic.ko", "jbd2.ko", "mbcache.ko", "crc16.ko", "ext4.ko", "pvpanic.ko", "pvpanic-mmio.ko"}
 	if !reflect.DeepEqual(lines[1:], want) {
 		t.Errorf("order %q\nwant %q", lines[1:], want)
 	}
@@ -217,6 +242,7 @@ func TestBuildCache(t *testing.T) {
 		Config: filepath.Join(dir, "config"), Initrd: filepath.Join(dir, "initrd.cpio"),
 		PVHEntry: testPVHEntry, Package: "linux-image-" + rel, Version: "6.1.999-1", Release: rel,
 		Modules: readStamp(dir).Modules, Notes: []string{"a note"}, Cached: true,
+		Userland: []string{"e2fsprogs 1.47.0-2+b2", "libc6 2.36-9+deb12u14"},
 	}
 	if !reflect.DeepEqual(img, want) {
 		t.Errorf("image %+v\nwant  %+v", img, want)
@@ -269,6 +295,34 @@ func TestBuildCache(t *testing.T) {
 		_, err = build(d, nil)
 		needsApt(f+" removed", err)
 	}
+	// The userland stage changed, or the package set: the userland is
+	// redone (which asks apt).
+	for _, change := range []func(d string){
+		func(d string) {
+			os.WriteFile(filepath.Join(d, userStageDir, "sbin", "mke2fs"), []byte("changed!"), 0o755)
+		},
+		func(d string) { os.Remove(filepath.Join(d, userStageDir, "sbin", "mkfs.ext4")) },
+		func(d string) { os.RemoveAll(filepath.Join(d, userStageDir)) },
+		func(d string) { os.WriteFile(filepath.Join(d, userStageDir, "lib", "extra.so"), nil, 0o644) },
+		func(d string) {
+			b, _ := os.ReadFile(filepath.Join(d, stampFile))
+			os.WriteFile(filepath.Join(d, stampFile), []byte(strings.Replace(string(b), `"libc6"`, `"libc6", "libss2"`, 1)), 0o644)
+		},
+		func(d string) {
+			b, _ := os.ReadFile(filepath.Join(d, stampFile))
+			os.WriteFile(filepath.Join(d, stampFile), []byte(strings.Replace(string(b), `"e2fsprogs",`, ``, 1)), 0o644)
+		},
+	} {
+		d := cachedBuild(t, src)
+		change(d)
+		_, err = build(d, nil)
+		needsApt("userland changed", err)
+	}
+	// The user package list is in the stamp (the edits above hit it).
+	if s := readStamp(cachedBuild(t, src)); !reflect.DeepEqual(s.UserRequest, UserPackages) {
+		t.Errorf("stamp's user packages %q, want %q", s.UserRequest, UserPackages)
+	}
+
 	// Corrupt stamp or an older recipe.
 	d := cachedBuild(t, src)
 	os.WriteFile(filepath.Join(d, stampFile), []byte("{"), 0o644)
@@ -276,7 +330,7 @@ func TestBuildCache(t *testing.T) {
 	needsApt("corrupt stamp", err)
 	d = cachedBuild(t, src)
 	b, _ := os.ReadFile(filepath.Join(d, stampFile))
-	os.WriteFile(filepath.Join(d, stampFile), []byte(strings.Replace(string(b), `"recipe": 1`, `"recipe": 0`, 1)), 0o644)
+	os.WriteFile(filepath.Join(d, stampFile), []byte(strings.Replace(string(b), fmt.Sprintf(`"recipe": %d`, recipeVersion), `"recipe": 1`, 1)), 0o644)
 	_, err = build(d, nil)
 	needsApt("old recipe", err)
 
@@ -307,12 +361,14 @@ func TestFindSource(t *testing.T) {
 }
 
 func TestURootArgs(t *testing.T) {
-	args := urootArgs("/out/initrd.cpio", "/stage")
+	args := urootArgs("/out/initrd.cpio", "/stage", "/user")
 	joined := strings.Join(args, " ")
 	for _, want := range []string{
 		"-o /out/initrd.cpio", "-uinitcmd=jeosinit", "-defaultsh=gosh",
 		"-files /stage/lib/modules/juice:lib/modules/juice",
 		"-files /stage/bin/poweroff:bin/poweroff", "-files /stage/bin/reboot:bin/reboot",
+		"-files /user/lib:lib ", "-files /user/lib64:lib64 ", "-files /user/sbin:sbin ", "-files /user/etc:etc ", "-files /user/mnt:mnt ",
+		"github.com/u-root/u-root/cmds/core/umount ", "github.com/u-root/u-root/cmds/core/mount ",
 		"github.com/u-root/u-root/cmds/core/init ", "github.com/u-root/u-root/cmds/core/gosh ",
 	} {
 		if !strings.Contains(joined, want) {

@@ -20,7 +20,21 @@ var VirtioModules = []string{
 	"virtio_net", "virtio_console", "virtio-rng",
 }
 
-// OptionalModules are loaded after VirtioModules when the kernel package
+// FilesystemModules are loaded after VirtioModules, each after the
+// modules its .modinfo says it depends on (ext4 needs jbd2, mbcache and
+// crc16): ext4 for the guest's disks. crc32c_generic is ext4's and
+// jbd2's checksum; they ask the crypto API for "crc32c" at mount time
+// (a soft dependency, which the module list has to name), and the
+// generic one loads on any CPU.
+var FilesystemModules = []string{"crc32c_generic", "ext4"}
+
+// RequiredModules are VirtioModules and FilesystemModules: a kernel
+// package without one of them (or what it depends on) is refused.
+func RequiredModules() []string {
+	return append(append([]string(nil), VirtioModules...), FilesystemModules...)
+}
+
+// OptionalModules are loaded after the required ones when the kernel package
 // has them (pvpanic lets a guest report a panic to the hypervisor).
 var OptionalModules = []string{"pvpanic", "pvpanic-mmio"}
 

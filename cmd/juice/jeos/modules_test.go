@@ -9,8 +9,8 @@ import (
 
 const rel = "6.1.0-99-amd64"
 
-// kernelTree is a fake unpacked kernel package with the virtio modules
-// (dependencies as in Debian's 6.1 kernel) plus extra files.
+// kernelTree is a fake unpacked kernel package with the virtio and ext4
+// modules (dependencies as in Debian's 6.1 kernel) plus extra files.
 func kernelTree(t *testing.T, drop ...string) fstest.MapFS {
 	t.Helper()
 	k := "lib/modules/" + rel + "/kernel/"
@@ -31,6 +31,11 @@ func kernelTree(t *testing.T, drop ...string) fstest.MapFS {
 		"drivers/misc/pvpanic/pvpanic-mmio.ko":    {"pvpanic"},
 		"drivers/misc/pvpanic/pvpanic-pci.ko":     {"pvpanic"},
 		"drivers/net/e1000.ko":                    nil,
+		"fs/ext4/ext4.ko":                         {"jbd2", "mbcache", "crc16"},
+		"fs/jbd2/jbd2.ko":                         nil,
+		"fs/mbcache.ko":                           nil,
+		"lib/crc16.ko":                            nil,
+		"crypto/crc32c_generic.ko":                nil,
 	}
 	fsys := fstest.MapFS{
 		"boot/vmlinuz-" + rel:                     {Data: []byte("kernel")},
@@ -96,7 +101,7 @@ func TestIndexModules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if idx.release != rel || len(idx.paths) != 16 {
+	if idx.release != rel || len(idx.paths) != 21 {
 		t.Errorf("release %q, %d modules", idx.release, len(idx.paths))
 	}
 	if p := idx.paths["virtio_rng"]; p != "lib/modules/"+rel+"/kernel/drivers/char/hw_random/virtio-rng.ko" {
@@ -134,6 +139,24 @@ func TestOrderModules(t *testing.T) {
 	want := append(append([]string(nil), VirtioModules...), OptionalModules...)
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("order %q\nwant  %q", got, want)
+	}
+
+	// The image's list: ext4's dependencies (from .modinfo) come before
+	// it, crc32c_generic (a soft dependency, listed) before them.
+	o, err = orderModules(fsys, idx, RequiredModules(), OptionalModules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = got[:0]
+	for _, p := range o.paths {
+		got = append(got, strings.TrimSuffix(p[strings.LastIndex(p, "/")+1:], ".ko"))
+	}
+	want = append(append(append([]string(nil), VirtioModules...), "crc32c_generic", "jbd2", "mbcache", "crc16", "ext4"), OptionalModules...)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("order %q\nwant  %q", got, want)
+	}
+	if len(o.paths) != 19 {
+		t.Errorf("%d modules, want 19", len(o.paths))
 	}
 	if len(o.skipped) != 0 || len(o.need) != 0 {
 		t.Errorf("skipped %q, need %v", o.skipped, o.need)

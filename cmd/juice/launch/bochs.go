@@ -321,7 +321,10 @@ func startSpaced(ctx context.Context, start func() error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	hostLast, release := lockBochsStarts()
+	hostLast, release, err := lockBochsStarts(ctx)
+	if err != nil {
+		return err
+	}
 	last := bochsStarts.last
 	if hostLast.After(last) {
 		last = hostLast
@@ -340,7 +343,7 @@ func startSpaced(ctx context.Context, start func() error) error {
 			return ctx.Err()
 		}
 	}
-	err := start()
+	err = start()
 	now := time.Now()
 	if err != nil {
 		now = time.Time{}

@@ -2,10 +2,13 @@
 
 package launch
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // lockBochsStarts has no host-wide lock on this system: Bochs starts are
 // spaced only within this process.
-func lockBochsStarts() (time.Time, func(time.Time)) {
-	return time.Time{}, func(time.Time) {}
+func lockBochsStarts(ctx context.Context) (time.Time, func(time.Time), error) {
+	return time.Time{}, func(time.Time) {}, ctx.Err()
 }

@@ -36,7 +36,9 @@ type VMSpec struct {
 	// VCPUs is the number of vCPUs; 0 means 1.
 	VCPUs int
 	// Devices are the VM's virtio devices as in the manifest, except that
-	// a disk's File is a host path; nil means none.
+	// a disk's File is a host path; nil means none. A disk on one of the
+	// machine's disks (Host, Partition, Offset, Size) names what juice
+	// sees inside the machine (vda, ...) and passes through unchanged.
 	Devices *bundle.ManifestDevices
 }
 

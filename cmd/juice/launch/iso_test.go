@@ -1,10 +1,10 @@
 package launch
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,24 +12,28 @@ import (
 
 func TestGRUBConfig(t *testing.T) {
 	got := GRUBConfig("/boot/juice.elf", "  juice.mode=selftest   juice.panic=poweroff ")
-	want := `serial --unit=0 --speed=115200
+	want := grubConfigHeader + `serial --unit=0 --speed=115200
 terminal_input serial console
 terminal_output serial console
 set timeout=0
 set default=0
 menuentry "juice" {
 	multiboot2 /boot/juice.elf juice.mode=selftest juice.panic=poweroff
+	# module2 /boot/bundle.cpio
 	boot
 }
 `
 	if got != want {
 		t.Fatalf("GRUBConfig =\n%s\nwant\n%s", got, want)
 	}
+	if !strings.HasPrefix(got, "# ") || strings.Count(grubConfigHeader, "\n") != strings.Count(grubConfigHeader, "\n# ")+1 {
+		t.Errorf("the header is not all comment lines:\n%s", grubConfigHeader)
+	}
 	if got := GRUBConfig("/boot/juice.elf", ""); !strings.Contains(got, "\tmultiboot2 /boot/juice.elf\n") {
 		t.Errorf("empty args: %s", got)
 	}
 	got = GRUBConfig("/boot/juice.elf", "a", "/boot/bundle.cpio", "/boot/x y")
-	if !strings.Contains(got, "\tmultiboot2 /boot/juice.elf a\n\tmodule2 /boot/bundle.cpio\n\tmodule2 '/boot/x y'\n\tboot\n") {
+	if !strings.Contains(got, "\tmultiboot2 /boot/juice.elf a\n\tmodule2 /boot/bundle.cpio\n\tmodule2 '/boot/x y'\n\tboot\n") || strings.Contains(got, "# module2") {
 		t.Errorf("modules: %s", got)
 	}
 }
@@ -54,6 +58,8 @@ func TestGRUBQuote(t *testing.T) {
 	}
 }
 
+// TestBuildISO parses the ISO back: its files, the El Torito entries for
+// BIOS and UEFI, and the hybrid MBR and GPT that make it boot as a disk.
 func TestBuildISO(t *testing.T) {
 	requireISOTools(t)
 	dir := t.TempDir()
@@ -67,46 +73,102 @@ func TestBuildISO(t *testing.T) {
 	if err := os.WriteFile(bundleFile, bundleData, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	iso := filepath.Join(dir, "out.iso")
-	if err := BuildISO(context.Background(), kernel, "juice.mode=selftest $x", bundleFile, iso); err != nil {
+	path := filepath.Join(dir, "out.iso")
+	if err := BuildISO(context.Background(), kernel, "juice.mode=selftest $x", bundleFile, path); err != nil {
 		t.Fatal(err)
 	}
-	st, err := os.Stat(iso)
+	iso, err := openISO(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Size() < 1<<20 {
-		t.Errorf("ISO only %d bytes", st.Size())
+	files := map[string]string{
+		GRUBConfigPath: GRUBConfig(ISOKernelPath, "juice.mode=selftest $x", ISOBundlePath),
+		ISOKernelPath:  string(content),
+		ISOBundlePath:  string(bundleData),
 	}
-	// Read the files back with xorriso.
-	out := filepath.Join(dir, "x")
-	cmd := exec.Command("xorriso", "-osirrox", "on", "-indev", iso,
-		"-extract", "/boot/grub/grub.cfg", filepath.Join(out, "grub.cfg"),
-		"-extract", ISOKernelPath, filepath.Join(out, "juice.elf"),
-		"-extract", ISOBundlePath, filepath.Join(out, "bundle.cpio"),
-		"-extract", "/efi.img", filepath.Join(out, "efi.img"))
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("xorriso: %v\n%s", err, b)
+	for p, want := range files {
+		if got, err := iso.readFile(p); err != nil || string(got) != want {
+			t.Errorf("%s in the ISO = %q, %v; want %q", p, got, err, want)
+		}
 	}
-	cfg, err := os.ReadFile(filepath.Join(out, "grub.cfg"))
+	if cfg, _ := iso.readFile(GRUBConfigPath); !strings.Contains(string(cfg), "\tmodule2 "+ISOBundlePath+"\n") {
+		t.Errorf("grub.cfg does not load the bundle:\n%s", cfg)
+	}
+
+	// El Torito: a BIOS entry loading GRUB's eltorito.img and a UEFI
+	// entry for the FAT image holding BOOTX64.EFI.
+	entries, err := iso.elTorito()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(cfg) != GRUBConfig(ISOKernelPath, "juice.mode=selftest $x", ISOBundlePath) ||
-		!strings.Contains(string(cfg), "\tmodule2 "+ISOBundlePath+"\n") {
-		t.Errorf("grub.cfg in the ISO:\n%s", cfg)
+	biosImg, err := iso.lookup("/boot/grub/i386-pc/eltorito.img")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if b, err := os.ReadFile(filepath.Join(out, "bundle.cpio")); err != nil || string(b) != string(bundleData) {
-		t.Errorf("bundle in the ISO = %q, %v", b, err)
+	efiImg, err := iso.lookup("/efi.img")
+	if err != nil {
+		t.Fatal(err)
 	}
-	k, err := os.ReadFile(filepath.Join(out, "juice.elf"))
-	if err != nil || string(k) != string(content) {
-		t.Errorf("kernel in the ISO = %q, %v", k, err)
+	var bios, uefi bool
+	for _, e := range entries {
+		switch {
+		case e.platform == 0 && e.lba == biosImg.extent:
+			bios = true
+		case e.platform == 0xef && e.lba == efiImg.extent:
+			uefi = true
+		}
 	}
-	// The UEFI boot image is there (the BIOS side is checked by booting,
-	// in TestBootPaths).
-	if st, err := os.Stat(filepath.Join(out, "efi.img")); err != nil || st.Size() == 0 {
-		t.Errorf("no EFI boot image: %v", err)
+	if !bios || !uefi {
+		t.Errorf("El Torito entries %+v: BIOS entry for eltorito.img (block %d) %v, UEFI entry for efi.img (block %d) %v",
+			entries, biosImg.extent, bios, efiImg.extent, uefi)
+	}
+	esp, err := iso.block(efiImg.extent, efiImg.size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkESP(t, esp)
+
+	// As a disk: boot code and a partition table in the MBR, a GPT whose
+	// EFI system partition is that same FAT image.
+	mbr, err := readMBR(iso.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(iso.data[:0x1b8], make([]byte, 0x1b8)) {
+		t.Error("the MBR has no boot code")
+	}
+	if mbr[0].typ == 0 {
+		t.Errorf("the MBR has no partition: %+v", mbr)
+	}
+	gpt, err := readGPT(iso.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range gpt {
+		if p.typeGUID == espGUID && p.first*512 == uint64(efiImg.extent)*isoBlock {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no EFI system partition at efi.img (block %d) in the GPT %+v", efiImg.extent, gpt)
+	}
+}
+
+// checkESP checks that esp is a FAT file system holding a UEFI boot
+// loader for x86-64 at the removable-media path.
+func checkESP(t *testing.T, esp []byte) {
+	t.Helper()
+	fs, err := openFAT(esp)
+	if err != nil {
+		t.Fatalf("EFI system partition: %v", err)
+	}
+	efi, _, err := fs.readFile(USBEFIPath)
+	if err != nil {
+		t.Fatalf("EFI system partition: %v", err)
+	}
+	if !isPE64(efi) {
+		t.Errorf("%s is not an x86-64 PE image", USBEFIPath)
 	}
 }
 

@@ -1,6 +1,7 @@
 // Package launch boots juice under an emulator on a development host: it
-// builds QEMU command lines for the three boot paths (PVH with -kernel, a
-// GRUB ISO under SeaBIOS, the same ISO under OVMF), builds the GRUB ISO,
+// builds QEMU command lines for its boot paths (PVH with -kernel; GRUB
+// from a hybrid ISO as a CD or a USB stick, from a USB disk image, or over
+// PXE, each under SeaBIOS and OVMF), builds those boot media,
 // captures the serial console, and turns QEMU's exit code back into juice's
 // status. It also runs juice under Bochs, on an emulated Intel CPU with
 // VT-x and EPT (see bochs.go). The host command cmd/juice and the
@@ -32,19 +33,155 @@ type Boot string
 const (
 	// BootPVH loads the ELF with QEMU -kernel through its PVH note.
 	BootPVH Boot = "pvh"
-	// BootGRUBBIOS boots a GRUB ISO (multiboot2) under SeaBIOS.
+	// BootGRUBBIOS boots a GRUB ISO (multiboot2) under SeaBIOS; the same
+	// as BootISOBIOS.
 	BootGRUBBIOS Boot = "grub-bios"
-	// BootGRUBEFI boots the same GRUB ISO under OVMF (UEFI).
+	// BootGRUBEFI boots the same GRUB ISO under OVMF (UEFI); the same as
+	// BootISOEFI.
 	BootGRUBEFI Boot = "grub-efi"
+	// BootISOBIOS boots the hybrid ISO (BuildISO) as a CD under SeaBIOS.
+	BootISOBIOS Boot = "iso-bios"
+	// BootISOEFI boots the hybrid ISO as a CD under OVMF.
+	BootISOEFI Boot = "iso-efi"
+	// BootISOStickBIOS boots the hybrid ISO written to a USB stick (a
+	// usb-storage disk on xHCI) under SeaBIOS.
+	BootISOStickBIOS Boot = "iso-usb-bios"
+	// BootISOStickEFI boots the hybrid ISO written to a USB stick under
+	// OVMF.
+	BootISOStickEFI Boot = "iso-usb-efi"
+	// BootUSBBIOS boots the USB disk image (BuildUSB) as a USB stick
+	// under SeaBIOS.
+	BootUSBBIOS Boot = "usb-bios"
+	// BootUSBEFI boots the USB disk image as a USB stick under OVMF.
+	BootUSBEFI Boot = "usb-efi"
+	// BootPXEBIOS boots the PXE tree (BuildPXE) over QEMU's user-mode
+	// network (its DHCP and TFTP server) under SeaBIOS: the NIC's iPXE
+	// ROM loads GRUB's i386-pc network image, which loads juice and the
+	// bundle by TFTP.
+	BootPXEBIOS Boot = "pxe-bios"
+	// BootPXEEFI is BootPXEBIOS under OVMF with GRUB's x86_64-efi
+	// network image.
+	BootPXEEFI Boot = "pxe-efi"
+	// BootIPXEBIOS boots the PXE tree under SeaBIOS through its iPXE
+	// script (PXEScript): DHCP hands the NIC's iPXE ROM the script, which
+	// chain-loads GRUB's network image.
+	BootIPXEBIOS Boot = "ipxe-bios"
+	// BootIPXEEFI is BootIPXEBIOS under OVMF.
+	BootIPXEEFI Boot = "ipxe-efi"
 )
+
+// Medium is what a boot path boots juice from.
+type Medium string
+
+// The media.
+const (
+	// MediumKernel is QEMU -kernel (PVH): no firmware boot.
+	MediumKernel Medium = "kernel"
+	// MediumCD is the hybrid ISO as a CD-ROM.
+	MediumCD Medium = "cd"
+	// MediumISOStick is the hybrid ISO as a USB stick.
+	MediumISOStick Medium = "iso-usb"
+	// MediumUSB is the USB disk image as a USB stick.
+	MediumUSB Medium = "usb"
+	// MediumPXE is the PXE tree, DHCP naming GRUB's network image.
+	MediumPXE Medium = "pxe"
+	// MediumIPXE is the PXE tree, DHCP naming the iPXE script.
+	MediumIPXE Medium = "ipxe"
+)
+
+// bootPath describes one Boot.
+type bootPath struct {
+	boot   Boot
+	medium Medium
+	uefi   bool
+}
+
+// bootPaths lists every boot path, in the order BootPaths returns them.
+var bootPaths = []bootPath{
+	{BootPVH, MediumKernel, false},
+	{BootGRUBBIOS, MediumCD, false},
+	{BootGRUBEFI, MediumCD, true},
+	{BootISOBIOS, MediumCD, false},
+	{BootISOEFI, MediumCD, true},
+	{BootISOStickBIOS, MediumISOStick, false},
+	{BootISOStickEFI, MediumISOStick, true},
+	{BootUSBBIOS, MediumUSB, false},
+	{BootUSBEFI, MediumUSB, true},
+	{BootPXEBIOS, MediumPXE, false},
+	{BootPXEEFI, MediumPXE, true},
+	{BootIPXEBIOS, MediumIPXE, false},
+	{BootIPXEEFI, MediumIPXE, true},
+}
+
+// BootPaths returns every boot path ParseBoot accepts.
+func BootPaths() []Boot {
+	out := make([]Boot, len(bootPaths))
+	for i, p := range bootPaths {
+		out[i] = p.boot
+	}
+	return out
+}
+
+// path returns b's description; ok is false for an unknown Boot.
+func (b Boot) path() (bootPath, bool) {
+	for _, p := range bootPaths {
+		if p.boot == b {
+			return p, true
+		}
+	}
+	return bootPath{}, false
+}
+
+// Medium returns what b boots juice from ("" for an unknown Boot).
+func (b Boot) Medium() Medium {
+	p, _ := b.path()
+	return p.medium
+}
+
+// UEFI reports whether b boots under OVMF (UEFI) rather than SeaBIOS.
+func (b Boot) UEFI() bool {
+	p, _ := b.path()
+	return p.uefi
+}
+
+// Tools returns the host programs that building b's boot medium needs,
+// besides QEMU (and OVMF when b.UEFI()).
+func (b Boot) Tools() []string {
+	switch b.Medium() {
+	case MediumCD, MediumISOStick:
+		return ISOTools
+	case MediumUSB:
+		return USBTools
+	case MediumPXE, MediumIPXE:
+		return PXETools
+	}
+	return nil
+}
+
+// MissingTools returns those of b.Tools() that are not on $PATH, and
+// GRUB's platform directories when b needs them and they are missing.
+func (b Boot) MissingTools() []string {
+	switch b.Medium() {
+	case MediumCD, MediumISOStick:
+		return MissingISOTools()
+	case MediumUSB:
+		return MissingUSBTools()
+	case MediumPXE, MediumIPXE:
+		return MissingPXETools()
+	}
+	return nil
+}
 
 // ParseBoot parses a --boot value.
 func ParseBoot(s string) (Boot, error) {
-	switch b := Boot(s); b {
-	case BootPVH, BootGRUBBIOS, BootGRUBEFI:
-		return b, nil
+	if _, ok := Boot(s).path(); ok {
+		return Boot(s), nil
 	}
-	return "", fmt.Errorf("unknown boot path %q (want pvh, grub-bios or grub-efi)", s)
+	names := make([]string, len(bootPaths))
+	for i, p := range bootPaths {
+		names[i] = string(p.boot)
+	}
+	return "", fmt.Errorf("unknown boot path %q (want one of %s)", s, strings.Join(names, ", "))
 }
 
 // DefaultQEMU is the emulator binary used when Config.QEMU is empty.
@@ -84,7 +221,7 @@ type Config struct {
 	// Initrd, if set, is a file juice gets as its first boot module: the
 	// bundle of VMs to run (see BuildBundle). PVH passes it with QEMU
 	// -initrd (the first module of hvm_start_info); the GRUB paths put it
-	// on the ISO as /boot/bundle.cpio and load it with module2.
+	// on their medium as /boot/bundle.cpio and load it with module2.
 	Initrd string
 	// Timeout kills the run after this long; 0 means no limit.
 	Timeout time.Duration
@@ -177,11 +314,16 @@ func (c Config) normalize() (Config, error) {
 	return c, nil
 }
 
-// Media are the prepared files a GRUB boot needs.
+// Media are the prepared files a firmware boot needs.
 type Media struct {
-	// ISO is the GRUB ISO image (grub-bios, grub-efi).
+	// ISO is the hybrid GRUB ISO image (MediumCD, MediumISOStick).
 	ISO string
-	// Firmware is the UEFI firmware (grub-efi).
+	// Disk is the USB disk image (MediumUSB).
+	Disk string
+	// TFTP is the root of the PXE tree QEMU's TFTP server serves
+	// (MediumPXE, MediumIPXE).
+	TFTP string
+	// Firmware is the UEFI firmware (UEFI boot paths).
 	Firmware Firmware
 	// Vars is the writable copy of the UEFI variable store, if the
 	// firmware is split into code and variables.
@@ -231,8 +373,7 @@ func QEMUArgs(cfg Config, media Media) ([]string, error) {
 	if !cfg.NoDebugExit {
 		args = append(args, "-device", "isa-debug-exit,iobase=0xf4,iosize=4")
 	}
-	switch cfg.Boot {
-	case BootPVH:
+	if cfg.Boot == BootPVH {
 		args = append(args, "-kernel", cfg.Kernel)
 		if cfg.Append != "" {
 			args = append(args, "-append", cfg.Append)
@@ -240,20 +381,66 @@ func QEMUArgs(cfg Config, media Media) ([]string, error) {
 		if cfg.Initrd != "" {
 			args = append(args, "-initrd", cfg.Initrd)
 		}
-	case BootGRUBBIOS, BootGRUBEFI:
-		if media.ISO == "" {
-			return nil, errors.New("no ISO image for a GRUB boot")
-		}
-		if cfg.Boot == BootGRUBEFI {
-			fw, err := media.Firmware.args(media.Vars)
-			if err != nil {
-				return nil, err
-			}
-			args = append(args, fw...)
-		}
-		args = append(args, "-cdrom", media.ISO, "-boot", "d")
+		return append(args, cfg.ExtraArgs...), nil
 	}
+	if cfg.Boot.UEFI() {
+		fw, err := media.Firmware.args(media.Vars)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, fw...)
+	}
+	medium, err := mediaArgs(cfg.Boot, media)
+	if err != nil {
+		return nil, err
+	}
+	args = append(args, medium...)
 	return append(args, cfg.ExtraArgs...), nil
+}
+
+// mediaArgs returns the QEMU options that attach b's boot medium from
+// media and make the firmware boot from it.
+func mediaArgs(b Boot, media Media) ([]string, error) {
+	switch b.Medium() {
+	case MediumCD:
+		if media.ISO == "" {
+			return nil, fmt.Errorf("no ISO image for --boot %s", b)
+		}
+		return []string{"-cdrom", media.ISO, "-boot", "d"}, nil
+	case MediumISOStick:
+		if media.ISO == "" {
+			return nil, fmt.Errorf("no ISO image for --boot %s", b)
+		}
+		return usbStickArgs(media.ISO), nil
+	case MediumUSB:
+		if media.Disk == "" {
+			return nil, fmt.Errorf("no USB disk image for --boot %s", b)
+		}
+		return usbStickArgs(media.Disk), nil
+	case MediumPXE, MediumIPXE:
+		if media.TFTP == "" {
+			return nil, fmt.Errorf("no PXE tree for --boot %s", b)
+		}
+		return []string{
+			"-netdev", "user,id=pxe,tftp=" + qemuOptEscape(media.TFTP) + ",bootfile=" + qemuOptEscape(PXEBootFile(b)),
+			// QEMU gives the NIC iPXE's ROM (efi-virtio.rom: legacy PXE
+			// and UEFI drivers); bootindex makes both firmwares try the
+			// network first.
+			"-device", "virtio-net-pci,netdev=pxe,bootindex=0",
+		}, nil
+	}
+	return nil, fmt.Errorf("boot path %s has no boot medium", b)
+}
+
+// usbStickArgs attaches image as a USB stick (usb-storage on an xHCI
+// controller, which SeaBIOS and OVMF both boot from) that the firmware
+// tries first.
+func usbStickArgs(image string) []string {
+	return []string{
+		"-drive", "if=none,id=stick,format=raw,file=" + qemuOptEscape(image),
+		"-device", "qemu-xhci,id=xhci",
+		"-device", "usb-storage,bus=xhci.0,drive=stick,bootindex=0",
+	}
 }
 
 // ErrNoEmulator is returned (wrapped) by Start when the emulator binary
@@ -310,7 +497,7 @@ func Start(ctx context.Context, cfg Config) (*Machine, error) {
 	}
 	var media Media
 	cleanup := func() {}
-	if cfg.Boot != BootPVH {
+	if cfg.Boot.Medium() != MediumKernel {
 		dir := cfg.WorkDir
 		if dir == "" {
 			dir, err = os.MkdirTemp("", "juice-run-")

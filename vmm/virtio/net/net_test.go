@@ -31,6 +31,13 @@ type nic struct {
 
 func newNIC(t *testing.T, sw *netswitch.Switch, mac netswitch.MAC) *nic {
 	t.Helper()
+	return newNICFeatures(t, sw, mac, ^uint64(0))
+}
+
+// newNICFeatures is newNIC whose driver accepts only the features in
+// want.
+func newNICFeatures(t *testing.T, sw *netswitch.Switch, mac netswitch.MAC, want uint64) *nic {
+	t.Helper()
 	n := &nic{mem: vmm.NewGuestMemory(make([]byte, ramSize), 0)}
 	d, err := New(sw, mac, func() { n.woken++ })
 	if err != nil {
@@ -40,7 +47,7 @@ func newNIC(t *testing.T, sw *netswitch.Switch, mac netswitch.MAC) *nic {
 	n.s = virtio.NewState(d, n.mem, nil, func(s string) { n.logs = append(n.logs, s) })
 	n.drv = &vt.MMIO{Dev: virtio.NewMMIO(n.s, func(bool) {})}
 	n.rx, n.tx = vt.NewRing(n.mem, 16, rxRing), vt.NewRing(n.mem, 16, txRing)
-	if _, err := n.drv.Init(^uint64(0), []*vt.Ring{n.rx, n.tx}); err != nil {
+	if _, err := n.drv.Init(want, []*vt.Ring{n.rx, n.tx}); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -107,35 +114,122 @@ func TestFrameBetweenGuests(t *testing.T) {
 	}
 }
 
+// drainUsed pops every used entry of r and returns how many there were.
+func drainUsed(r *vt.Ring) int {
+	n := 0
+	for {
+		if _, _, ok := r.PopUsed(); !ok {
+			return n
+		}
+		n++
+	}
+}
+
+// fill sends n frames from a to b, returning the used transmit entries
+// after each (as the guest would).
+func fill(t *testing.T, a *nic, n int, frame []byte) (used int) {
+	for i := 0; i < n; i++ {
+		a.send(t, bufAt, frame)
+		used += drainUsed(a.tx)
+	}
+	return used
+}
+
 // Frames that arrive before the guest posts buffers wait in the backlog
-// (bounded) and go out when buffers come.
-func TestBacklog(t *testing.T) {
+// (bounded) and go out when buffers come. A frame for a full backlog is
+// not dropped: the sender holds it (its transmit chain is not returned,
+// and the frames behind it wait in its ring) until the receiver has room,
+// when the switch wakes the sender and its next service sends them all.
+func TestBackpressure(t *testing.T) {
 	sw := netswitch.New("lan")
 	a, b := newNIC(t, sw, macA), newNIC(t, sw, macB)
-	for i := 0; i < Backlog+5; i++ {
-		a.send(t, bufAt, ether(macB, macA, "x"))
-		a.tx.PopUsed()
+	used := fill(t, a, Backlog+5, ether(macB, macA, "x"))
+	if used != Backlog {
+		t.Errorf("%d transmit buffers returned, want the %d the backlog took", used, Backlog)
 	}
-	if b.dev.Stats().RxDropped != 5 {
-		t.Errorf("rx dropped %d, want 5", b.dev.Stats().RxDropped)
+	if st := a.dev.Stats(); st.TxHeld != 1 || st.TxFrames != Backlog || st.TxDropped != 0 || b.dev.Stats().RxDropped != 0 {
+		t.Errorf("sender %+v, receiver %+v: want one hold and no drops", st, b.dev.Stats())
+	}
+	if a.dev.Waiting() {
+		t.Error("the held sender wants service before the receiver has room")
 	}
 	b.service() // no buffers: nothing moves
-	if !b.dev.Waiting() {
-		t.Fatal("backlog lost")
+	if !b.dev.Waiting() || a.woken != 0 {
+		t.Fatalf("backlog lost (waiting %v) or sender woken (%d) without room", b.dev.Waiting(), a.woken)
 	}
 	for i := 0; i < 8; i++ {
 		b.postRX(bufAt+uint64(i)*2048, 2048)
 	}
 	b.drv.Notify(rxq) // the driver posts buffers and kicks
-	n := 0
-	for {
-		if _, _, ok := b.rx.PopUsed(); !ok {
-			break
-		}
-		n++
-	}
-	if n != 8 || !b.dev.Waiting() {
+	if n := drainUsed(b.rx); n != 8 || !b.dev.Waiting() {
 		t.Errorf("%d frames received into 8 buffers, waiting %v", n, b.dev.Waiting())
+	}
+	if a.woken != 1 || !a.dev.Waiting() {
+		t.Fatalf("sender woken %d times, waiting %v: want it woken once the receiver has room", a.woken, a.dev.Waiting())
+	}
+	a.service()
+	if n := drainUsed(a.tx); n != 5 {
+		t.Errorf("%d transmit buffers returned after the wake-up, want the 5 held back", n)
+	}
+	if st := a.dev.Stats(); st.TxFrames != Backlog+5 || st.TxDropped != 0 || b.dev.Stats().RxDropped != 0 || a.dev.Waiting() {
+		t.Errorf("sender %+v (waiting %v), receiver %+v: want every frame sent, none dropped", st, a.dev.Waiting(), b.dev.Stats())
+	}
+}
+
+// A receiver that takes nothing holds a sender at most HoldLimit: then
+// the held frame is dropped, and frames for that receiver are dropped
+// (not held) until it takes frames again. Broadcasts are never held.
+func TestHoldLimit(t *testing.T) {
+	sw := netswitch.New("lan")
+	a, b := newNIC(t, sw, macA), newNIC(t, sw, macB)
+	var clock int64
+	a.dev.now = func() int64 { return clock }
+	fill(t, a, Backlog+1, ether(macB, macA, "x"))
+	if a.dev.Stats().TxHeld != 1 {
+		t.Fatalf("sender %+v: want a held frame", a.dev.Stats())
+	}
+	clock += int64(HoldLimit) - 1
+	if a.dev.Waiting() {
+		t.Error("the sender gave up before HoldLimit")
+	}
+	clock++
+	if !a.dev.Waiting() {
+		t.Fatal("the sender does not want service after HoldLimit")
+	}
+	a.service()
+	if n := drainUsed(a.tx); n != 1 || a.dev.Stats().TxDropped != 1 {
+		t.Fatalf("after HoldLimit: %d buffers returned, sender %+v: want the held frame dropped", n, a.dev.Stats())
+	}
+	// The receiver is stalled: frames for it are dropped at once.
+	if used := fill(t, a, 3, ether(macB, macA, "y")); used != 3 || b.dev.Stats().RxDropped != 3 || a.dev.Stats().TxHeld != 1 {
+		t.Errorf("to a stalled receiver: %d returned, receiver %+v, sender %+v", used, b.dev.Stats(), a.dev.Stats())
+	}
+	// A broadcast to a full backlog is dropped, never held.
+	if used := fill(t, a, 1, ether(netswitch.Broadcast, macA, "arp")); used != 1 || b.dev.Stats().RxDropped != 4 {
+		t.Errorf("broadcast: %d returned, receiver %+v", used, b.dev.Stats())
+	}
+	// Once it takes frames it is no longer stalled: a sender is held again.
+	b.postRX(bufAt, 2048)
+	b.drv.Notify(rxq)
+	if used := fill(t, a, 2, ether(macB, macA, "z")); used != 1 || a.dev.Stats().TxHeld != 2 {
+		t.Errorf("after the receiver took a frame: %d returned, sender %+v: want one sent, one held", used, a.dev.Stats())
+	}
+}
+
+// A sender reset while it holds a frame forgets it; the receiver's room
+// later does not wake it.
+func TestResetWhileHeld(t *testing.T) {
+	sw := netswitch.New("lan")
+	a, b := newNIC(t, sw, macA), newNIC(t, sw, macB)
+	fill(t, a, Backlog+1, ether(macB, macA, "x"))
+	a.s.Reset()
+	if a.dev.Waiting() {
+		t.Error("a reset sender still wants service")
+	}
+	b.postRX(bufAt, 2048)
+	b.drv.Notify(rxq)
+	if a.woken != 0 || a.dev.Waiting() {
+		t.Errorf("a reset sender was woken (%d, waiting %v)", a.woken, a.dev.Waiting())
 	}
 }
 
