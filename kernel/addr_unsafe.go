@@ -26,13 +26,18 @@ func istTop(i int) uintptr {
 }
 
 //go:nosplit
-func gdtAddr() uintptr { return uintptr(unsafe.Pointer(&gdt[0])) }
+func gdtAddrOf(c *perCPU) uintptr { return uintptr(unsafe.Pointer(&c.gdt[0])) }
 
 //go:nosplit
 func idtAddr() uintptr { return uintptr(unsafe.Pointer(&idt[0])) }
 
 //go:nosplit
-func tssAddr() uintptr { return uintptr(unsafe.Pointer(&tss[0])) }
+func tssAddrOf(c *perCPU) uintptr { return uintptr(unsafe.Pointer(&c.tss[0])) }
+
+// trampolineCode returns apTrampoline's bytes (entry_amd64.s).
+func trampolineCode() []byte {
+	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), apTrampolineAddr())), trampSize)
+}
 
 //go:nosplit
 func descAddr(d *[10]byte) uintptr { return uintptr(unsafe.Pointer(d)) }
@@ -62,7 +67,7 @@ func bootTLSAddr() uintptr { return uintptr(unsafe.Pointer(&bootTLS[1])) }
 
 // kernelContextData lists the globals kernel context touches (where a
 // page fault is fatal), so that no lazy bss run covers them.
-func kernelContextData() [13]lazyRun {
+func kernelContextData() [16]lazyRun {
 	r := func(p unsafe.Pointer, n uintptr) lazyRun {
 		return lazyRun{uint64(uintptr(p)), uint64(uintptr(p) + n)}
 	}
@@ -75,7 +80,10 @@ func kernelContextData() [13]lazyRun {
 		r(unsafe.Pointer(&frames), unsafe.Sizeof(frames)),
 		r(unsafe.Pointer(&kpt), unsafe.Sizeof(kpt)),
 		r(unsafe.Pointer(&space), unsafe.Sizeof(space)),
-		r(unsafe.Pointer(&cpu0), unsafe.Sizeof(cpu0)),
+		r(unsafe.Pointer(&cpus), unsafe.Sizeof(cpus)),
+		r(unsafe.Pointer(&bkl), unsafe.Sizeof(bkl)),
+		r(unsafe.Pointer(&mmLock), unsafe.Sizeof(mmLock)),
+		r(unsafe.Pointer(&idt), unsafe.Sizeof(idt)),
 		r(unsafe.Pointer(&lazy), unsafe.Sizeof(lazy)),
 		r(unsafe.Pointer(&acpiTables), unsafe.Sizeof(acpiTables)),
 		r(unsafe.Pointer(&apic), unsafe.Sizeof(apic)),

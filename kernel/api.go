@@ -12,6 +12,9 @@ import (
 	"juice/vmx"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
 )
 
 // The kernel's API for Go code running on the runtime (thread context).
@@ -67,8 +70,24 @@ func TestMode() string {
 	return ""
 }
 
-// SelftestMode reports whether the command line asked for the self-test.
-func SelftestMode() bool { return config.Mode == cmdline.ModeSelftest }
+// SelftestMode reports whether the command line asked for the self-test
+// (juice.mode=smpfailtest runs it too, on the CPUs that started).
+func SelftestMode() bool {
+	return config.Mode == cmdline.ModeSelftest || config.Mode == cmdline.ModeSMPFailtest
+}
+
+// StressMode reports whether the command line asked for the SMP stress
+// run (juice.mode=smpstress).
+func StressMode() bool { return config.Mode == cmdline.ModeSMPStress }
+
+// SpreadVCPUs reports whether guests' vCPUs should be spread over every
+// CPU (the default, or juice.vcpus=spread) or all kept on the boot CPU
+// (juice.vcpus=boot).
+func SpreadVCPUs() bool { return config.VCPUs != cmdline.VCPUsBoot }
+
+// StressSeconds is how long the stress run should last (juice.stress);
+// 0: the caller's default.
+func StressSeconds() int { return int(config.StressSeconds) }
 
 // MainStarted records that the Go main function runs and reports the time
 // from juice's entry to here.
@@ -160,8 +179,13 @@ func Banner(version string) {
 	}
 	Logf("cpu: %s", strings.Join(virt, "; "))
 	Logf("cpu: TSC %d.%03d MHz (from %s), timer %s", tscHz/1e6, tscHz%1e6/1e3, tscSource, TimerMode())
-	Logf("memory: %d MiB usable, %d KiB in use after boot, 1 CPU running (of %d in the MADT)",
-		memReport.usable>>20, Footprint()>>10, max(acpiTables.NCPU, 1))
+	online, listed := CPUs()
+	plural := "s"
+	if online == 1 {
+		plural = ""
+	}
+	Logf("memory: %d MiB usable, %d KiB in use after boot, %d CPU%s running (of %d in the MADT)",
+		memReport.usable>>20, Footprint()>>10, online, plural, listed)
 }
 
 // ConsoleRead moves the bytes waiting in the console UART's receiver into
@@ -214,4 +238,44 @@ func fallbackEntropy(p []byte) {
 		f.r = rand.NewChaCha8(seed)
 	}
 	f.r.Read(p)
+}
+
+// OnlineCPUs returns the numbers of the CPUs juice runs on.
+func OnlineCPUs() []int {
+	var out []int
+	m := atomic.LoadUint64(&onlineMask)
+	for k := 0; k < maxCPUs; k++ {
+		if m&(1<<uint(k)) != 0 {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// PinThread binds the calling thread to CPU n and returns once it runs
+// there. The calling goroutine must be locked to its thread
+// (runtime.LockOSThread), or the binding lands on whichever thread it
+// happens to run on.
+func PinThread(n int) error {
+	if n < 0 || n >= maxCPUs || atomic.LoadUint64(&onlineMask)&(1<<uint(n)) == 0 {
+		return fmt.Errorf("cpu %d is not online", n)
+	}
+	var s unix.CPUSet
+	s.Set(n)
+	if err := unix.SchedSetaffinity(0, &s); err != nil {
+		return fmt.Errorf("binding to cpu %d: %w", n, err)
+	}
+	if got := CPU(); got != n {
+		return fmt.Errorf("bound to cpu %d but running on cpu %d", n, got)
+	}
+	return nil
+}
+
+// UnpinThread lets the calling thread run on any CPU again.
+func UnpinThread() {
+	var s unix.CPUSet
+	for _, k := range OnlineCPUs() {
+		s.Set(k)
+	}
+	unix.SchedSetaffinity(0, &s)
 }

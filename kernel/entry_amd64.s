@@ -356,8 +356,25 @@ TEXT ·vec255(SB),NOSPLIT|NOFRAME,$0
 	PUSHQ $255
 	JMP trapCommon<>(SB)
 
+// The inter-processor interrupts (kernel/smp.go).
+TEXT ·vec240(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $240
+	JMP trapCommon<>(SB)
+
+TEXT ·vec241(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $241
+	JMP trapCommon<>(SB)
+
+TEXT ·vec242(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $242
+	JMP trapCommon<>(SB)
+
 // func stubAddr(n int) uintptr
-// Returns the address of stub n (0-47: vectors 0-47; 48: vector 255).
+// Returns the address of stub n (0-47: vectors 0-47; 48: vector 255;
+// 49-51: vectors 240-242).
 TEXT ·stubAddr(SB),NOSPLIT,$0-16
 	MOVQ n+0(FP), AX
 	LEAQ stubs<>(SB), BX
@@ -414,7 +431,10 @@ DATA stubs<>+360(SB)/8, $·vec45(SB)
 DATA stubs<>+368(SB)/8, $·vec46(SB)
 DATA stubs<>+376(SB)/8, $·vec47(SB)
 DATA stubs<>+384(SB)/8, $·vec255(SB)
-GLOBL stubs<>(SB), RODATA, $(49*8)
+DATA stubs<>+392(SB)/8, $·vec240(SB)
+DATA stubs<>+400(SB)/8, $·vec241(SB)
+DATA stubs<>+408(SB)/8, $·vec242(SB)
+GLOBL stubs<>(SB), RODATA, $(52*8)
 
 // func syscallEntryAddr() uintptr
 TEXT ·syscallEntryAddr(SB),NOSPLIT,$0-8
@@ -490,3 +510,177 @@ TEXT ·setGSBase(SB),NOSPLIT,$0-8
 	MOVL $0xC0000101, CX
 	WRMSR
 	RET
+
+// func cpuIndex() int32
+// The calling CPU's number, from its per-CPU block.
+TEXT ·cpuIndex(SB),NOSPLIT,$0-4
+	MOVL perCPU_id(GS), AX
+	MOVL AX, ret+0(FP)
+	RET
+
+// func apTrampolineAddr() uintptr
+TEXT ·apTrampolineAddr(SB),NOSPLIT,$0-8
+	LEAQ ·apTrampoline(SB), AX
+	MOVQ AX, ret+0(FP)
+	RET
+
+// func apEntry64Addr() uintptr
+TEXT ·apEntry64Addr(SB),NOSPLIT,$0-8
+	LEAQ ·apEntry64(SB), AX
+	MOVQ AX, ret+0(FP)
+	RET
+
+// func apTrampoline()
+// Not a function: the code an application processor runs after its
+// STARTUP IPI, copied by startAPs to a page below 1 MiB (P) and patched
+// there (patchTrampoline; offsets in smp.go, checked by
+// TestTrampolineLayout, which also disassembles it). The Go assembler
+// emits only 64-bit code, so the 16- and 32-bit parts are bytes.
+//
+//	0x00  JMP to 0x80
+//	0x08  GDTR: limit, base (P+0x10)
+//	0x10  GDT: null, 32-bit code (0x08), data (0x10), 64-bit code (0x18)
+//	0x30  far pointer to the 32-bit code: P+0xB0, 0x08
+//	0x38  CR3 for the switch (juice/boot's identity map of 0-4 GiB)
+//	0x3C  EFER bits to set (LME, and NXE when the boot CPU uses it)
+//	0x40  64-bit entry (apEntry64)
+//	0x48  far pointer to the 64-bit code: P+0xF0, 0x18
+TEXT ·apTrampoline(SB),NOSPLIT|NOFRAME,$0
+	BYTE $0xEB; BYTE $0x7E               // 00: jmp 0x80
+	BYTE $0; BYTE $0; BYTE $0; BYTE $0; BYTE $0; BYTE $0
+	WORD $0x1F; LONG $0; WORD $0          // 08: GDTR (base patched)
+	QUAD $0                               // 10: null
+	QUAD $0x00CF9A000000FFFF              // 18: 32-bit code, 4 GiB
+	QUAD $0x00CF92000000FFFF              // 20: data, 4 GiB
+	QUAD $0x00209A0000000000              // 28: 64-bit code
+	LONG $0; WORD $0x08; WORD $0          // 30: far pointer (offset patched)
+	LONG $0                               // 38: CR3 (patched)
+	LONG $0                               // 3C: EFER bits (patched)
+	QUAD $0                               // 40: apEntry64 (patched)
+	LONG $0; WORD $0x18; WORD $0          // 48: far pointer (offset patched)
+	QUAD $0; QUAD $0; QUAD $0; QUAD $0; QUAD $0; QUAD $0 // 50-7F
+	// 80: real mode, CS = P>>4, IP = 0x80
+	BYTE $0xFA                            // cli
+	BYTE $0xFC                            // cld
+	BYTE $0x8C; BYTE $0xC8                // mov ax, cs
+	BYTE $0x8E; BYTE $0xD8                // mov ds, ax
+	BYTE $0x66; BYTE $0x31; BYTE $0xDB    // xor ebx, ebx
+	BYTE $0x8C; BYTE $0xCB                // mov bx, cs
+	BYTE $0x66; BYTE $0xC1; BYTE $0xE3; BYTE $0x04 // shl ebx, 4: EBX = P
+	BYTE $0x66; BYTE $0x0F; BYTE $0x01; BYTE $0x16; BYTE $0x08; BYTE $0x00 // lgdt [0x08] (32-bit base)
+	BYTE $0x0F; BYTE $0x20; BYTE $0xC0    // mov eax, cr0
+	BYTE $0x66; BYTE $0x83; BYTE $0xC8; BYTE $0x01 // or eax, 1 (PE)
+	BYTE $0x0F; BYTE $0x22; BYTE $0xC0    // mov cr0, eax
+	BYTE $0x66; BYTE $0xFF; BYTE $0x2E; BYTE $0x30; BYTE $0x00 // jmp far dword [0x30]
+	BYTE $0xCC; BYTE $0xCC; BYTE $0xCC; BYTE $0xCC; BYTE $0xCC; BYTE $0xCC; BYTE $0xCC; BYTE $0xCC
+	BYTE $0xCC; BYTE $0xCC; BYTE $0xCC; BYTE $0xCC // A4-AF
+	// B0: 32-bit protected mode, CS = 0x08, paging off
+	BYTE $0x66; BYTE $0xB8; BYTE $0x10; BYTE $0x00 // mov ax, 0x10
+	BYTE $0x8E; BYTE $0xD8                // mov ds, ax
+	BYTE $0x8E; BYTE $0xC0                // mov es, ax
+	BYTE $0x8E; BYTE $0xD0                // mov ss, ax
+	BYTE $0x0F; BYTE $0x20; BYTE $0xE0    // mov eax, cr4
+	BYTE $0x83; BYTE $0xC8; BYTE $0x20    // or eax, 0x20 (PAE)
+	BYTE $0x0F; BYTE $0x22; BYTE $0xE0    // mov cr4, eax
+	BYTE $0x8B; BYTE $0x43; BYTE $0x38    // mov eax, [ebx+0x38]
+	BYTE $0x0F; BYTE $0x22; BYTE $0xD8    // mov cr3, eax
+	BYTE $0xB9; LONG $0xC0000080          // mov ecx, EFER
+	BYTE $0x0F; BYTE $0x32                // rdmsr
+	BYTE $0x0B; BYTE $0x43; BYTE $0x3C    // or eax, [ebx+0x3C]
+	BYTE $0x0F; BYTE $0x30                // wrmsr
+	BYTE $0x0F; BYTE $0x20; BYTE $0xC0    // mov eax, cr0
+	BYTE $0x25; LONG $0x9FFFFFF3          // and eax, ~(CD|NW|EM|TS): INIT leaves caching off
+	BYTE $0x0D; LONG $0x80010023          // or eax, PG|WP|NE|MP|PE
+	BYTE $0x0F; BYTE $0x22; BYTE $0xC0    // mov cr0, eax: long mode (compatibility)
+	BYTE $0xFF; BYTE $0x6B; BYTE $0x48    // jmp far [ebx+0x48]
+	BYTE $0xCC; BYTE $0xCC; BYTE $0xCC; BYTE $0xCC; BYTE $0xCC
+	BYTE $0xCC; BYTE $0xCC; BYTE $0xCC // E8-EF
+	// F0: 64-bit mode, CS = 0x18
+	BYTE $0x89; BYTE $0xDB                // mov ebx, ebx (zero-extend P)
+	BYTE $0x48; BYTE $0x8B; BYTE $0x43; BYTE $0x40 // mov rax, [rbx+0x40]
+	BYTE $0xFF; BYTE $0xE0                // jmp rax
+	BYTE $0xCC; BYTE $0xCC; BYTE $0xCC; BYTE $0xCC; BYTE $0xCC
+	BYTE $0xCC; BYTE $0xCC; BYTE $0xCC // F8-FF
+
+// func apEntry64()
+// An application processor arrives here from the trampoline: 64-bit mode
+// on juice/boot's identity map, interrupts off, no stack. It switches to
+// juice's page tables, enables SSE as entry64 does on the boot CPU, finds
+// its per-CPU block by APIC ID (a slot startAPs marked cpuStarting), and
+// runs apStart on that CPU's kernel stack with a stand-in g. A CPU that
+// finds no slot (it answered too late, or juice does not know it) parks.
+TEXT ·apEntry64(SB),NOSPLIT|NOFRAME,$0
+	MOVQ ·apCR3(SB), AX
+	MOVQ AX, CR3
+	MOVQ CR0, AX
+	ANDQ $~0xC, AX
+	ORQ $0x22, AX
+	MOVQ AX, CR0
+	MOVQ CR4, AX
+	ORQ $0x600, AX
+	MOVQ AX, CR4
+	BYTE $0xDB; BYTE $0xE3 // FNINIT
+	// R8 = APIC ID: CPUID 0BH EDX (x2APIC ID) where the leaf exists,
+	// else CPUID 01H EBX[31:24].
+	XORL AX, AX
+	XORL CX, CX
+	CPUID
+	CMPL AX, $0xB
+	JCS legacyid
+	MOVL $0xB, AX
+	XORL CX, CX
+	CPUID
+	TESTL BX, BX
+	JEQ legacyid
+	MOVL DX, R8
+	JMP haveid
+legacyid:
+	MOVL $1, AX
+	XORL CX, CX
+	CPUID
+	SHRL $24, BX
+	MOVL BX, R8
+haveid:
+	LEAQ ·cpus(SB), BX
+	XORQ CX, CX
+find:
+	CMPQ CX, $const_maxCPUs
+	JCC park
+	CMPL perCPU_apicID(BX), R8
+	JNE next
+	CMPL perCPU_state(BX), $const_cpuStarting
+	JEQ found
+next:
+	ADDQ $perCPU__size, BX
+	INCQ CX
+	JMP find
+park:
+	CLI
+	HLT
+	JMP park
+found:
+	MOVQ perCPU_kstack(BX), SP
+	// GS base = the per-CPU block.
+	MOVQ BX, AX
+	MOVQ BX, DX
+	SHRQ $32, DX
+	MOVL $0xC0000101, CX
+	WRMSR
+	// bootG = {stack.lo, stack.hi, stackguard0, stackguard1};
+	// bootTLS[0] = &bootG; FS base = &bootTLS[1].
+	MOVQ SP, CX
+	SUBQ $const_kernelStackSize, CX
+	MOVQ CX, (perCPU_bootG+0)(BX)
+	MOVQ SP, (perCPU_bootG+8)(BX)
+	ADDQ $const_stackGuard, CX
+	MOVQ CX, (perCPU_bootG+16)(BX)
+	MOVQ CX, (perCPU_bootG+24)(BX)
+	LEAQ perCPU_bootG(BX), AX
+	MOVQ AX, perCPU_bootTLS(BX)
+	LEAQ (perCPU_bootTLS+8)(BX), AX
+	MOVQ AX, DX
+	SHRQ $32, DX
+	MOVL $0xC0000100, CX
+	WRMSR
+	CALL ·apStart(SB)
+	JMP park

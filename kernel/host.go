@@ -7,9 +7,10 @@ import (
 
 // Host returns the host memory the VM core allocates guest RAM and the
 // backends' hardware structures from: juice's frame allocator, reached
-// through the direct map. Allocations run with interrupts off, because the
-// page-fault handler allocates frames too (one CPU for now; a lock joins
-// this with issue 7).
+// through the direct map. Allocations run with interrupts off and mmLock
+// held, which the page-fault handler takes too (on the same CPU it may
+// take it again: a fault inside the locked region finds the allocator
+// consistent).
 func Host() *vmm.Host {
 	return &vmm.Host{
 		Mem:        &physMem,
@@ -19,13 +20,17 @@ func Host() *vmm.Host {
 	}
 }
 
+//go:nosplit
 func irqOff() uint64 {
 	f := cpu.Flags()
 	cpu.Cli()
+	mmLock.lockRecursive()
 	return f
 }
 
+//go:nosplit
 func irqRestore(f uint64) {
+	mmLock.unlock()
 	if f&(1<<9) != 0 {
 		cpu.Sti()
 	}

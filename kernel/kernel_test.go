@@ -46,7 +46,8 @@ func TestMedian3(t *testing.T) {
 // The scheduler wakes expired sleepers with their timeout result and
 // reports the earliest pending deadline.
 func TestExpire(t *testing.T) {
-	defer func() { threads = [maxThreads]thread{} }()
+	defer func() { threads, threadTop = [maxThreads]thread{}, 0 }()
+	threadTop = 4
 	threads[0] = thread{state: tFutex, deadline: 100, timeout: -eTIMEDOUT}
 	threads[1] = thread{state: tSleep, deadline: 300}
 	threads[2] = thread{state: tEpoll, deadline: 0}

@@ -14,9 +14,21 @@ type Frame struct {
 // vectorSyscall marks a frame built by the SYSCALL entry.
 const vectorSyscall = 0x100
 
-// perCPU is the block GS points at. The assembly reaches its first fields
-// through go_asm.h offsets; everything here is pointer-free so that kernel
-// context never needs a write barrier.
+// maxCPUs is how many CPUs juice runs on; the MADT may list more (they are
+// reported and left out). Affinity masks are one uint64.
+const maxCPUs = 32
+
+// CPU states (perCPU.state), changed atomically.
+const (
+	cpuAbsent   = iota // no CPU in this slot
+	cpuStarting        // INIT-SIPI-SIPI sent; the AP may claim the slot
+	cpuOnline          // running the scheduler
+	cpuFailed          // did not answer in time; a late AP parks itself
+)
+
+// perCPU is the block GS points at, one per CPU. The assembly reaches its
+// first fields through go_asm.h offsets; everything here is pointer-free so
+// that kernel context never needs a write barrier.
 type perCPU struct {
 	self     uintptr // address of this block
 	inKernel uint64  // 1 while the CPU runs kernel code on its kernel stack
@@ -24,8 +36,35 @@ type perCPU struct {
 	fx       uintptr // 16-byte-aligned FXSAVE area of threads[cur]
 	kstack   uintptr // top of the kernel stack
 	scratch  uint64  // SYSCALL entry: the caller's RSP
-	cur      int32   // index of the current thread
-	id       int32   // CPU number
+	cur      int32   // index of the current thread; -1 while idle
+	id       int32   // CPU number: the index in cpus
+	apicID   uint32  // local APIC ID (from the MADT)
+	state    uint32  // cpuAbsent … cpuFailed (atomic)
+
+	idle    uint32 // 1 while halted in the idle loop waiting for work (atomic; set under bkl)
+	resched uint32 // asks schedule to rotate to another runnable thread (atomic)
+	timerAt uint64 // TSC the local APIC timer is armed for; 0: disarmed or fired (atomic)
+	tlbGen  uint64 // TLB generation this CPU has flushed up to (atomic)
+	rr      int32  // round-robin cursor while idle
+	_       int32
+
+	sliceEnd uint64 // TSC at which the current thread's time slice ends; 0: none
+
+	// Statistics (atomic): TSC ticks spent running threads, threads
+	// resumed after a switch, IPIs received.
+	runTSC   uint64
+	switches uint64
+	ipis     uint64
+
+	// bootG and bootTLS are the stand-in g and TLS block this CPU runs
+	// start-up Go code with before any thread runs on it (see entry64).
+	bootG   [4]uintptr
+	bootTLS [2]uintptr
+	ist     [4]uintptr // tops of the IST stacks
+	gdt     [6]uint64
+	tss     [104]byte
+	gdtr    [10]byte
+	_       [6]byte
 }
 
 const (
@@ -37,7 +76,13 @@ const (
 )
 
 var (
-	cpu0        perCPU
+	// cpus[0] is the boot CPU; the others are filled in by startAPs.
+	cpus [maxCPUs]perCPU
+	// nCPUs is the number of slots used (online or not); onlineMask has
+	// bit i set for each online CPU i.
+	nCPUs      int32
+	onlineMask uint64
+
 	kernelStack [kernelStackSize]byte
 	istStacks   [4][istStackSize]byte
 

@@ -116,6 +116,7 @@ func fatalBegin() {
 //go:nosplit
 func fatalEnd() {
 	kputs("\n")
+	stopOthers()
 	if config.Panic == cmdline.PanicPoweroff {
 		kputs("juice: power off, status 127\n")
 		powerOff(127)

@@ -120,16 +120,24 @@ func Start() {
 	initInterrupts()
 	mark()
 	initSyscalls()
+	if hasRDTSCP {
+		cpu.WRMSR(msrTSCAux, 0)
+	}
 	mark()
 	fdInit()
+	startAPs()
 
-	// Thread 0 is the runtime's first thread.
+	// Thread 0 is the runtime's first thread. The other CPUs are idle in
+	// the scheduler already.
+	c := &cpus[0]
+	bkl.lock()
 	i, _ := newThread()
 	// Until the runtime's arch_prctl, the thread keeps the stand-in TLS.
 	threads[i].fsbase = uint64(bootTLSAddr())
-	switchTo(i)
-	cpu0.frame = frameAddr(&threads[i])
+	threads[i].owner = c.id + 1
+	switchTo(c, i)
 	threads[i].runSince = cpu.RDTSC()
+	bkl.unlock()
 	jumpToRuntime(buildProcessStack())
 }
 
@@ -190,6 +198,7 @@ func checkCPU() {
 	if maxExt >= 0x80000001 {
 		_, _, _, dx := cpu.CPUID(0x80000001, 0)
 		has1GPages = dx&(1<<26) != 0
+		hasRDTSCP = dx&(1<<27) != 0
 		if dx&(1<<20) != 0 { // NX
 			cpu.WRMSR(msrEFER, cpu.RDMSR(msrEFER)|1<<11)
 		}
@@ -566,7 +575,7 @@ func initInterrupts() {
 	mapMMIO(base)
 	_, _, c1, _ := cpu.CPUID(1, 0)
 	timerDeadlineMode = c1&(1<<24) != 0
-	if s := apic.Init(&physMem, &msrs, lapic.Config{SpuriousVector: vecSpurious, TimerVector: vecTimer, TSCDeadline: timerDeadlineMode}); s != lapic.StatusOK {
+	if s := apic.Init(&physMem, &msrs, lapicConfig()); s != lapic.StatusOK {
 		fatalBegin()
 		kputs("local APIC: ")
 		kputs(s.String())
@@ -578,6 +587,17 @@ func initInterrupts() {
 			fatal("cannot calibrate the local APIC timer")
 		}
 	}
+}
+
+// lapicConfig is how every CPU programs its local APIC. An application
+// processor keeps the boot CPU's register interface (x2APIC if firmware
+// chose it), because one driver value, apic, serves all of them: the
+// registers it touches are each CPU's own.
+//
+//go:nosplit
+func lapicConfig() lapic.Config {
+	x2 := apic.Ready() && apic.X2APIC()
+	return lapic.Config{SpuriousVector: vecSpurious, TimerVector: vecTimer, TSCDeadline: timerDeadlineMode, UseX2APIC: x2, X2APIC: x2}
 }
 
 // initSyscalls points SYSCALL at syscallEntry. SYSCALL from ring 0 loads

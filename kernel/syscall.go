@@ -1,6 +1,8 @@
 package kernel
 
 import (
+	"sync/atomic"
+
 	"juice/cpu"
 	"juice/mm"
 )
@@ -68,6 +70,7 @@ const (
 const (
 	ePERM     = 1
 	eNOENT    = 2
+	eSRCH     = 3
 	eINTR     = 4
 	eBADF     = 9
 	eAGAIN    = 11
@@ -86,7 +89,7 @@ var syscallCount [512]uint64
 // RAX (or blocking the thread). Kernel context: nosplit, allocation-free.
 //
 //go:nosplit
-func sysDispatch(t *thread) {
+func sysDispatch(c *perCPU, t *thread) {
 	f := &t.frame
 	nr := f.RAX
 	a0, a1, a2, a3, a4 := f.RDI, f.RSI, f.RDX, f.R10, f.R8
@@ -107,19 +110,8 @@ func sysDispatch(t *thread) {
 		r = -eNOENT
 	case sysFstat, sysPread64, sysIoctl:
 		r = -eBADF
-	case sysMmap:
-		v, e := space.Mmap(a0, a1, a2, a3)
-		if e != 0 {
-			r = -int64(e)
-		} else {
-			r = int64(v)
-		}
-	case sysMunmap:
-		r = -int64(space.Munmap(a0, a1))
-	case sysMadvise:
-		r = -int64(space.Madvise(a0, a1, a2))
-	case sysMprotect:
-		r = -int64(space.Mprotect(a0, a1, a2))
+	case sysMmap, sysMunmap, sysMadvise, sysMprotect:
+		r = sysMemory(c, nr, a0, a1, a2, a3)
 	case sysMincore:
 		r = -eNOSYS
 	case sysRtSigaction:
@@ -138,10 +130,10 @@ func sysDispatch(t *thread) {
 		// crashing runtime calls exit_group right after raising one.
 		r = 0
 	case sysSchedYield:
-		needResched = true
+		atomic.StoreUint32(&c.resched, 1)
 		r = 0
 	case sysNanosleep:
-		r = sysNanosleepTS(t, a0)
+		r = sysNanosleepTS(c, t, a0)
 	case sysGetpid:
 		r = 1
 	case sysGettid:
@@ -163,9 +155,9 @@ func sysDispatch(t *thread) {
 	case sysFutex:
 		r = sysFutexOp(t, a0, a1, a2, a3)
 	case sysSchedGetaffinity:
-		r = sysGetaffinity(a1, a2)
+		r = sysGetaffinity(t, a0, a1, a2)
 	case sysSchedSetaff:
-		r = 0
+		r = sysSetaffinity(c, t, a0, a1, a2)
 	case sysClockGettime:
 		r = sysClockGettimeTS(t, a0, a1)
 	case sysClockGetres:
@@ -226,18 +218,21 @@ func checkUser(va, n uint64, write bool) bool {
 	if end < va {
 		return false
 	}
+	ok := false
+	mmLock.lockRecursive()
 	if va >= imageBase && end <= imageEnd {
+		ok = true
 		for pg := va &^ 4095; pg < end; pg += 4096 {
 			if inLazy(pg) && !lazyBack(pg) {
-				return false
+				ok = false
+				break
 			}
 		}
-		return true
+	} else if va >= mm.UserBase && end <= mm.UserTop {
+		ok = space.Touch(va, n, write) == mm.FaultFixed
 	}
-	if va >= mm.UserBase && end <= mm.UserTop {
-		return space.Touch(va, n, write) == mm.FaultFixed
-	}
-	return false
+	mmLock.unlock()
+	return ok
 }
 
 //go:nosplit
@@ -301,16 +296,93 @@ func sysFcntlFD(fd int64, cmd uint64) int64 {
 	return -eINVAL
 }
 
+// sysGetaffinity reports the thread's CPU mask: the CPUs juice runs on,
+// or those sched_setaffinity narrowed it to. The runtime sizes GOMAXPROCS
+// from it.
+//
 //go:nosplit
-func sysGetaffinity(size, mask uint64) int64 {
+func sysGetaffinity(t *thread, pid, size, mask uint64) int64 {
+	if pid != 0 && pid != uint64(t.tid) {
+		return -eSRCH
+	}
 	if size < 8 {
 		return -eINVAL
 	}
 	if !checkUser(mask, 8, true) {
 		return -eFAULT
 	}
-	*userU64(mask) = 1 // one CPU until juice brings up the others
+	m := atomic.LoadUint64(&onlineMask)
+	if t.affinity != 0 {
+		m &= t.affinity
+	}
+	*userU64(mask) = m
 	return 8
+}
+
+// sysSetaffinity restricts the calling thread to the CPUs in the mask
+// (those that are online); it moves at once if its CPU is not among them.
+// Only the caller itself may be named.
+//
+//go:nosplit
+func sysSetaffinity(c *perCPU, t *thread, pid, size, mask uint64) int64 {
+	if pid != 0 && pid != uint64(t.tid) {
+		return -eSRCH
+	}
+	if size == 0 {
+		return -eINVAL
+	}
+	if size > 8 {
+		size = 8
+	}
+	if !checkUser(mask, size, false) {
+		return -eFAULT
+	}
+	var m uint64
+	for i, b := range userBytes(mask, size) {
+		m |= uint64(b) << (8 * i)
+	}
+	m &= atomic.LoadUint64(&onlineMask)
+	if m == 0 {
+		return -eINVAL
+	}
+	t.affinity = m
+	if m&(1<<uint(c.id)) == 0 {
+		atomic.StoreUint32(&c.resched, 1)
+	}
+	return 0
+}
+
+// sysMemory serves mmap, munmap, madvise and mprotect under mmLock, and
+// makes the other CPUs flush their TLBs when translations went away or
+// lost rights (tlbShootdown) before the call returns.
+//
+//go:nosplit
+func sysMemory(c *perCPU, nr, a0, a1, a2, a3 uint64) int64 {
+	mmLock.lockRecursive()
+	pages, tables := space.Committed(), kpt.TableFrames()
+	var r int64
+	shoot := false
+	switch nr {
+	case sysMmap:
+		v, e := space.Mmap(a0, a1, a2, a3)
+		if e != 0 {
+			r = -int64(e)
+		} else {
+			r = int64(v)
+		}
+	case sysMunmap:
+		r = -int64(space.Munmap(a0, a1))
+	case sysMadvise:
+		r = -int64(space.Madvise(a0, a1, a2))
+	case sysMprotect:
+		r = -int64(space.Mprotect(a0, a1, a2))
+		shoot = r == 0
+	}
+	if shoot || space.Committed() < pages || kpt.TableFrames() < tables {
+		tlbShootdown(c)
+	}
+	mmLock.unlock()
+	return r
 }
 
 //go:nosplit
@@ -414,7 +486,7 @@ func readTimespec(va uint64) (int64, bool) {
 }
 
 //go:nosplit
-func sysNanosleepTS(t *thread, req uint64) int64 {
+func sysNanosleepTS(c *perCPU, t *thread, req uint64) int64 {
 	ns, ok := readTimespec(req)
 	if !ok {
 		return -eFAULT
@@ -423,7 +495,7 @@ func sysNanosleepTS(t *thread, req uint64) int64 {
 		return -eINVAL
 	}
 	if ns == 0 {
-		needResched = true
+		atomic.StoreUint32(&c.resched, 1)
 		return 0
 	}
 	block(t, tSleep, 0, deadlineAfter(uint64(ns)), 0, 0)

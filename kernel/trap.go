@@ -3,6 +3,7 @@ package kernel
 import (
 	"os"
 	"runtime"
+	"sync/atomic"
 
 	"juice/cpu"
 	"juice/mm"
@@ -27,6 +28,7 @@ const (
 	msrFMASK  = 0xC0000084
 	msrFSBase = 0xC0000100
 	msrGSBase = 0xC0000101
+	msrTSCAux = 0xC0000103
 
 	selCode = 0x08
 	selData = 0x10
@@ -34,10 +36,7 @@ const (
 )
 
 var (
-	gdt  [6]uint64
-	tss  [104]byte
 	idt  [512]uint64
-	gdtr [10]byte
 	idtr [10]byte
 )
 
@@ -72,31 +71,19 @@ func put64(b []byte, off int, v uint64) {
 	}
 }
 
-// initCPUTables loads the GDT (with the TSS and its IST stacks), the IDT
-// and the per-CPU block. Start-up context.
+// initCPUTables builds the IDT (shared by every CPU) and loads the boot
+// CPU's GDT (with its TSS and IST stacks), the IDT and its per-CPU block.
+// Start-up context.
 //
 //go:nosplit
 func initCPUTables() {
-	gdt[0] = 0
-	gdt[1] = 0x00209A0000000000 // 64-bit code, DPL 0
-	gdt[2] = 0x0000920000000000 // data
-	base := uint64(tssAddr())
-	lim := uint64(len(tss) - 1)
-	gdt[3] = lim&0xffff | (base&0xffffff)<<16 | 0x89<<40 | (lim>>16&0xf)<<48 | (base>>24&0xff)<<56
-	gdt[4] = base >> 32
-	for i := 0; i < 4; i++ {
-		put64(tss[:], 36+8*i, uint64(istTop(i))) // IST1..IST4
-	}
-	put16(tss[:], 102, uint16(len(tss))) // no I/O bitmap
-	put16(gdtr[:], 0, uint16(8*len(gdt)-1))
-	put64(gdtr[:], 2, uint64(gdtAddr()))
-	loadGDT(descAddr(&gdtr))
-	loadTR(selTSS)
-
-	for v := 0; v < 49; v++ {
+	for v := 0; v < numStubs; v++ {
 		vec := v
-		if v == 48 {
+		switch {
+		case v == 48:
 			vec = vecSpurious
+		case v > 48:
+			vec = vecWake + v - 49
 		}
 		ist := uint64(1)
 		switch vec {
@@ -113,38 +100,102 @@ func initCPUTables() {
 	}
 	put16(idtr[:], 0, uint16(8*len(idt)-1))
 	put64(idtr[:], 2, uint64(idtAddr()))
-	loadIDT(descAddr(&idtr))
 
-	cpu0.self = perCPUAddr(&cpu0)
-	cpu0.kstack = kernelStackTop()
-	cpu0.inKernel = 1
-	setGSBase(cpu0.self)
+	c := &cpus[0]
+	c.id = 0
+	c.cur = -1
+	c.kstack = kernelStackTop()
+	for i := range c.ist {
+		c.ist[i] = istTop(i)
+	}
+	c.inKernel = 1
+	loadCPUTables(c)
+	c.state = cpuOnline
+	onlineMask = 1
+	nCPUs = 1
+}
+
+// numStubs is the number of vector stubs (stubAddr): 0-47, 255, 240-242.
+const numStubs = 52
+
+// loadCPUTables builds and loads CPU c's GDT (with its TSS, whose IST
+// entries are c.ist), loads the IDT and points GS at c. The calling CPU
+// must be c. Start-up context.
+//
+//go:nosplit
+func loadCPUTables(c *perCPU) {
+	c.self = perCPUAddr(c)
+	c.gdt[0] = 0
+	c.gdt[1] = 0x00209A0000000000 // 64-bit code, DPL 0
+	c.gdt[2] = 0x0000920000000000 // data
+	base := uint64(tssAddrOf(c))
+	lim := uint64(len(c.tss) - 1)
+	c.gdt[3] = lim&0xffff | (base&0xffffff)<<16 | 0x89<<40 | (lim>>16&0xf)<<48 | (base>>24&0xff)<<56
+	c.gdt[4] = base >> 32
+	c.gdt[5] = 0
+	for i := 0; i < 4; i++ {
+		put64(c.tss[:], 36+8*i, uint64(c.ist[i])) // IST1..IST4
+	}
+	put16(c.tss[:], 102, uint16(len(c.tss))) // no I/O bitmap
+	put16(c.gdtr[:], 0, uint16(8*len(c.gdt)-1))
+	put64(c.gdtr[:], 2, uint64(gdtAddrOf(c)))
+	loadGDT(descAddr(&c.gdtr))
+	loadTR(selTSS)
+	loadIDT(descAddr(&idtr))
+	setGSBase(c.self)
 }
 
 // kernelEntry handles whatever brought the current thread into the
 // kernel, then picks the thread to resume. Kernel context: nosplit,
 // allocation-free, no write barriers, bounded (the only loop without a
-// fixed bound is the idle HLT).
+// fixed bound is the idle HLT). A page fault the runtime's memory explains
+// and a TLB shootdown resume the thread without the big kernel lock.
 //
 //go:nosplit
 func kernelEntry() {
-	t := &threads[cpu0.cur]
+	c := myCPU()
+	tlbAck(c)
+	t := &threads[c.cur]
 	v := t.frame.Vector
+	fixed := false
 	switch {
-	case v == vectorSyscall:
-		sysDispatch(t)
+	case v == 14:
+		fixed = pageFault(t)
+		if fixed && atomic.LoadUint32(&c.resched) == 0 {
+			return
+		}
+	case v == vecTLB:
+		apic.EOI()
+		atomic.AddUint64(&c.ipis, 1)
+		if atomic.LoadUint32(&c.resched) == 0 {
+			return
+		}
+	case v == vecSpurious:
+		return
+	case v == vecHalt:
+		cpu.HaltForever()
 	case v == vecTimer:
 		apic.EOI()
-		needResched = true
-	case v == vecSpurious:
-	case v >= 32:
+		atomic.StoreUint64(&c.timerAt, 0)
+		atomic.StoreUint32(&c.resched, 1)
+	case v >= 32 && v < vectorSyscall:
 		apic.EOI()
+	}
+	if v == vecWake {
+		atomic.AddUint64(&c.ipis, 1)
+	}
+	bkl.lock()
+	switch {
+	case v == vectorSyscall:
+		sysDispatch(c, t)
 	case v == 14:
-		pageFault(t)
-	default:
+		if !fixed {
+			exception(t)
+		}
+	case v < 32:
 		exception(t)
 	}
-	schedule()
+	schedule(c)
 }
 
 // kernelTrap handles a trap taken while the kernel runs: an interrupt
@@ -155,9 +206,21 @@ func kernelEntry() {
 func kernelTrap(f *Frame) {
 	v := f.Vector
 	if v >= 32 {
-		if v != vecSpurious {
-			apic.EOI()
+		c := myCPU()
+		switch v {
+		case vecSpurious:
+			return
+		case vecHalt:
+			cpu.HaltForever()
+		case vecTLB:
+			tlbAck(c)
+			atomic.AddUint64(&c.ipis, 1)
+		case vecWake:
+			atomic.AddUint64(&c.ipis, 1)
+		case vecTimer:
+			atomic.StoreUint64(&c.timerAt, 0)
 		}
+		apic.EOI()
 		return
 	}
 	crashing = true
@@ -170,29 +233,37 @@ func kernelTrap(f *Frame) {
 	fatalEnd()
 }
 
-// pageFault backs the runtime's lazily committed memory. Kernel context.
+// pageFault backs the runtime's lazily committed memory and reports
+// whether the fault is fixed; false means a CPU exception for the thread.
+// It stops juice when memory runs out. Kernel context, with or without
+// bkl (it takes mmLock).
 //
 //go:nosplit
-func pageFault(t *thread) {
+func pageFault(t *thread) bool {
 	va := cpu.ReadCR2()
 	f := &t.frame
-	pageFaults++
+	atomic.AddUint64(&pageFaults, 1)
+	mmLock.lockRecursive()
 	if inLazy(va) {
-		if lazyBack(va) {
-			return
-		}
-		oom(va)
-	}
-	if va >= mm.UserBase && va < mm.UserTop {
-		r := space.Fault(va, f.Err&2 != 0, f.Err&16 != 0)
-		switch r {
-		case mm.FaultFixed:
-			return
-		case mm.FaultOOM:
+		ok := lazyBack(va)
+		mmLock.unlock()
+		if !ok {
 			oom(va)
 		}
+		return true
 	}
-	exception(t)
+	r := mm.FaultNoVMA
+	if va >= mm.UserBase && va < mm.UserTop {
+		r = space.Fault(va, f.Err&2 != 0, f.Err&16 != 0)
+	}
+	mmLock.unlock()
+	switch r {
+	case mm.FaultFixed:
+		return true
+	case mm.FaultOOM:
+		oom(va)
+	}
+	return false
 }
 
 // oom stops juice when a page the runtime touches cannot be backed.
@@ -274,7 +345,7 @@ func faultReport() {
 	os.Stdout.WriteString("juice: Go stack trace of the faulting goroutine:\n")
 	os.Stdout.Write(traceBuf[:n])
 	cpu.Cli()
-	cpu0.inKernel = 1
+	myCPU().inKernel = 1
 	fatalEnd()
 }
 

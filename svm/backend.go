@@ -72,6 +72,12 @@ type Backend struct {
 	// from New; tests replace them.
 	RDMSR func(msr uint32) uint64
 	WRMSR func(msr uint32, v uint64)
+	// CPUMoves, set before NewVCPU, lets vCPUs run on any host CPU where
+	// Enable ran: each entry checks with RDTSCP which CPU it is on and
+	// flushes the vCPU's ASID when that changed. The kernel must keep
+	// each CPU's number in IA32_TSC_AUX. Without it a vCPU must stay on
+	// one CPU (the ASID's first-run flush covers only that one).
+	CPUMoves bool
 
 	host *vmm.Host
 
@@ -204,6 +210,11 @@ type VCPU struct {
 	nripSave bool
 	window   bool // an interrupt window is requested
 	closed   bool
+
+	mig *cpuCheck // nil unless Backend.CPUMoves
+	// Moves counts the entries on another host CPU than the previous
+	// entry's (with Backend.CPUMoves).
+	Moves uint64
 }
 
 // vcpuPages is the number of host pages a VCPU owns.
@@ -276,6 +287,9 @@ func (b *Backend) NewVCPU(vm *vmm.VM, v *vmm.VCPU) (vmm.VCPUBackend, error) {
 		nripSave: b.Caps.NRIPSave,
 	}
 	c.vmcb, _ = NewVMCB(mem[:VMCBSize])
+	if b.CPUMoves {
+		c.mig = &cpuCheck{last: ^uint32(0), flush: c.flushCtl, tlbCtl: &c.vmcb.p[OffTLBControl]}
+	}
 	c.setup(v)
 	return c, nil
 }
@@ -445,8 +459,15 @@ func (c *VCPU) Run(v *vmm.VCPU) error {
 	m.SetTLBControl(c.tlbCtl)
 	m.SetCleanBits(0)
 
-	enterGuest(c.vmcbPA, c.hostSavePA, &v.Regs, c.guestFX, c.hostFX)
+	first := c.mig != nil && c.mig.last == ^uint32(0)
+	enterGuest(c.vmcbPA, c.hostSavePA, &v.Regs, c.guestFX, c.hostFX, c.mig)
 
+	if c.mig != nil && c.mig.moved != 0 {
+		c.mig.moved = 0
+		if !first {
+			c.Moves++
+		}
+	}
 	c.tlbCtl = TLBControlNone
 	m.SetTLBControl(TLBControlNone)
 	m.SetEventInj(0)

@@ -14,6 +14,7 @@ import (
 type fakeCPU struct {
 	host  *vmm.Host
 	calls int
+	cpu   uint32 // the host CPU RDTSCP would report
 	// Seen at entry.
 	vmcbPA, hostSavePA uint64
 	eventInj           uint64
@@ -28,13 +29,19 @@ type fakeCPU struct {
 
 var theFake *fakeCPU
 
-func fakeVMRUN(vmcb, hostSave uint64, regs *vmm.Regs, gfx, hfx *[512]byte) {
+func fakeVMRUN(vmcb, hostSave uint64, regs *vmm.Regs, gfx, hfx *[512]byte, mig *cpuCheck) {
 	f := theFake
 	b, ok := f.host.Mem.Bytes(vmcb, VMCBSize)
 	if !ok {
 		panic("fake VMRUN: VMCB outside host memory")
 	}
 	m, _ := NewVMCB(b)
+	if mig != nil && mig.last != f.cpu {
+		// What vmrun does after CLGI with RDTSCP's CPU number.
+		mig.last = f.cpu
+		*mig.tlbCtl = mig.flush
+		mig.moved = 1
+	}
 	f.calls++
 	f.vmcbPA, f.hostSavePA, f.gfx, f.hfx = vmcb, hostSave, gfx, hfx
 	f.eventInj, f.tlbCtl, f.clean = m.EventInj(), m.TLBControl(), m.CleanBits()
@@ -328,6 +335,48 @@ func TestRunTLBFlush(t *testing.T) {
 		if e.c.VMCB().TLBControl() != 0 {
 			t.Error("TLB_CONTROL left set after the run")
 		}
+	}
+}
+
+// With CPUMoves, an entry on another host CPU than the previous one
+// flushes the vCPU's ASID and counts a move.
+func TestRunCPUMoves(t *testing.T) {
+	e := newEnv(t, qemuCaps, long64())
+	e.b.CPUMoves = true
+	v := &vmm.VCPU{VM: e.vm, SRegs: long64(), SRegsValid: true, SRegsDirty: true}
+	v.Regs.RIP, v.Regs.RFLAGS = 0x1000, 2
+	be, err := e.b.NewVCPU(e.vm, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := be.(*VCPU)
+	defer c.Close()
+	e.f.exit = exitWith(ExitHLT, 0, 0)
+	for i, step := range []struct {
+		cpu   uint32
+		flush bool
+		moves uint64
+	}{{0, true, 0}, {0, false, 0}, {1, true, 1}, {1, false, 1}, {0, true, 2}} {
+		e.f.cpu = step.cpu
+		if err := c.Run(v); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.f.tlbCtl != 0; got != step.flush {
+			t.Errorf("entry %d on cpu %d: TLB_CONTROL %d, want a flush: %v", i, step.cpu, e.f.tlbCtl, step.flush)
+		}
+		if c.Moves != step.moves {
+			t.Errorf("entry %d: %d moves, want %d", i, c.Moves, step.moves)
+		}
+		if c.VMCB().TLBControl() != 0 {
+			t.Errorf("entry %d: TLB_CONTROL left set", i)
+		}
+	}
+	// Without CPUMoves the CPU is not checked.
+	e.f.cpu = 7
+	e.c.Run(e.v)
+	e.c.Run(e.v)
+	if e.f.tlbCtl != 0 || e.c.Moves != 0 {
+		t.Errorf("a vCPU without CPUMoves flushed (%d) or counted moves (%d)", e.f.tlbCtl, e.c.Moves)
 	}
 }
 

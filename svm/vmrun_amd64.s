@@ -16,8 +16,14 @@
 #define R_R14 112
 #define R_R15 120
 
-// func vmrun(vmcb, hostSave uint64, regs *vmm.Regs, guestFX, hostFX *[512]byte)
-TEXT ·vmrun(SB),NOSPLIT,$16-40
+// Offsets into cpuCheck (vmrun.go).
+#define MIG_LAST 0
+#define MIG_FLUSH 4
+#define MIG_MOVED 5
+#define MIG_TLBCTL 8
+
+// func vmrun(vmcb, hostSave uint64, regs *vmm.Regs, guestFX, hostFX *[512]byte, mig *cpuCheck)
+TEXT ·vmrun(SB),NOSPLIT,$16-48
 	MOVQ BP, saved-8(SP)
 	// Host SSE state out, guest's in.
 	MOVQ hostFX+32(FP), AX
@@ -26,6 +32,20 @@ TEXT ·vmrun(SB),NOSPLIT,$16-40
 	FXRSTOR64 (AX)
 
 	BYTE $0x0F; BYTE $0x01; BYTE $0xDD // CLGI
+	// Moved to another host CPU since the last entry? Then flush the
+	// ASID there. Interrupts are held now, so the thread stays put.
+	MOVQ mig+40(FP), DI
+	TESTQ DI, DI
+	JEQ samecpu
+	BYTE $0x0F; BYTE $0x01; BYTE $0xF9 // RDTSCP: ECX = IA32_TSC_AUX, the CPU's number
+	CMPL CX, MIG_LAST(DI)
+	JEQ samecpu
+	MOVL CX, MIG_LAST(DI)
+	MOVBLZX MIG_FLUSH(DI), AX
+	MOVQ MIG_TLBCTL(DI), SI
+	MOVB AX, (SI)
+	MOVB $1, MIG_MOVED(DI)
+samecpu:
 	// Host FS/GS/TR/LDTR/KernelGSBase/STAR/LSTAR/CSTAR/SFMASK/SYSENTER.
 	MOVQ hostSave+8(FP), AX
 	BYTE $0x0F; BYTE $0x01; BYTE $0xDB // VMSAVE (RAX)

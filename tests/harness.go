@@ -55,6 +55,16 @@ var maxEmulators = func() int {
 	return 2
 }()
 
+// defaultCPUs is the machine's CPU count for runs that do not choose one
+// ($JUICE_TEST_CPUS, default 1): JUICE_TEST_CPUS=2 runs the whole suite
+// on a two-CPU machine.
+var defaultCPUs = func() int {
+	if n, err := strconv.Atoi(os.Getenv("JUICE_TEST_CPUS")); err == nil && n > 0 {
+		return n
+	}
+	return 0
+}()
+
 // slots limits concurrent emulators to maxEmulators.
 var slots = make(chan struct{}, maxEmulators)
 
@@ -229,6 +239,9 @@ func Boot(t testing.TB, cfg launch.Config) *Run {
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = BootTimeout
+	}
+	if cfg.CPUs == 0 {
+		cfg.CPUs = defaultCPUs
 	}
 	slots <- struct{}{}
 	r := &Run{t: t}

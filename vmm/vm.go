@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,12 @@ type Config struct {
 	// guest's RDMSR/WRMSR of IA32_TSC use it. Nil: a 1 GHz counter derived
 	// from Clock (tests only: a guest's RDTSC reads the real TSC).
 	HostTSC func() uint64
+	// VCPUThread, if set, is called first thing in each vCPU's goroutine
+	// (StartVCPU), which is locked to its thread then and stays locked:
+	// the thread ends with the vCPU. The kernel binds the thread to a
+	// host CPU there, so that the backend's per-CPU state (VMXON, the
+	// current VMCS, the host save area, ASIDs) stays where it was set up.
+	VCPUThread func(id int)
 }
 
 // StopReason says why a VM stopped.
@@ -112,6 +119,7 @@ type VM struct {
 	console  io.Writer
 	clock    func() int64
 	hostTSC  func() uint64
+	onThread func(id int)
 	ramHPA   uint64
 	ramPages uint64
 
@@ -169,6 +177,7 @@ func New(cfg Config, host *Host, be Backend) (*VM, error) {
 		console:  cfg.Console,
 		clock:    cfg.Clock,
 		hostTSC:  cfg.HostTSC,
+		onThread: cfg.VCPUThread,
 		ramHPA:   hpa,
 		ramPages: pages,
 	}
@@ -307,6 +316,10 @@ func (vm *VM) startVCPU(id int, ifNeeded bool) error {
 	vm.wg.Add(1)
 	go func() {
 		defer vm.wg.Done()
+		if vm.onThread != nil {
+			runtime.LockOSThread() // for good: the thread ends with the vCPU
+			vm.onThread(v.ID)
+		}
 		vm.RunVCPU(v)
 	}()
 	return nil
@@ -399,3 +412,6 @@ func (vm *VM) HostOr(fallback *Host) *Host {
 	}
 	return fallback
 }
+
+// Backend returns v's backend state (the backend's statistics live there).
+func (v *VCPU) Backend() VCPUBackend { return v.backend }

@@ -206,3 +206,34 @@ func TestVMsAreIndependent(t *testing.T) {
 	a.wantStop(t, Shutdown, `vm "a": vCPU 0 shut down (triple fault) at RIP 0x1234 (exit code 0x7f`)
 	b.wantRunning(t)
 }
+
+// VCPUThread runs in each started vCPU's goroutine, with the vCPU's ID,
+// before the vCPU's first guest entry.
+func TestVCPUThreadHook(t *testing.T) {
+	var mu sync.Mutex
+	var got []int
+	entered := false
+	tv := newTestVM(t, Config{VCPUThread: func(id int) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, id)
+	}})
+	if err := tv.AddExitPort(DefaultExitPort); err != nil {
+		t.Fatal(err)
+	}
+	tv.script(0, fakeStep{exit: Exit{Reason: ExitIO, Port: 0xf4, Size: 4, InstrLen: 1},
+		pre: func(v *VCPU) {
+			mu.Lock()
+			defer mu.Unlock()
+			entered = len(got) == 1
+			v.Regs.RAX = 3
+		}})
+	if r, st, _ := tv.Run(); r != Exited || st != 3 {
+		t.Fatalf("Run = %v %d", r, st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || got[0] != 0 || !entered {
+		t.Fatalf("hook calls %v, before the first entry: %v", got, entered)
+	}
+}

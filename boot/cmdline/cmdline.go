@@ -60,6 +60,13 @@ const (
 	// that its first entry fails (integration tests of the readable
 	// entry-failure message).
 	ModeEntrytest
+	// ModeSMPFailtest withholds the STARTUP IPIs from the last
+	// application processor, so that it never answers, then runs the
+	// self-test on the others (integration tests of the left-out CPU).
+	ModeSMPFailtest
+	// ModeSMPStress runs goroutines, garbage collection and timers on
+	// every CPU for a while and reports (integration tests).
+	ModeSMPStress
 )
 
 // String returns the mode's command-line name.
@@ -79,6 +86,10 @@ func (m Mode) String() string {
 		return "oomtest"
 	case ModeEntrytest:
 		return "entrytest"
+	case ModeSMPFailtest:
+		return "smpfailtest"
+	case ModeSMPStress:
+		return "smpstress"
 	}
 	return "invalid"
 }
@@ -101,7 +112,24 @@ type Config struct {
 	Mode Mode
 	// Panic is PanicHalt or PanicPoweroff.
 	Panic uint8
+	// StressSeconds is how long juice.mode=smpstress runs
+	// (juice.stress=SECONDS, 1 to MaxStressSeconds); 0 means its default.
+	StressSeconds uint16
+	// VCPUs is where guests' vCPUs run: VCPUsAuto (the default: spread
+	// over every CPU), VCPUsBoot (juice.vcpus=boot: all on the boot CPU)
+	// or VCPUsSpread (juice.vcpus=spread).
+	VCPUs uint8
 }
+
+// Values of Config.VCPUs.
+const (
+	VCPUsAuto   uint8 = 0
+	VCPUsBoot   uint8 = 1
+	VCPUsSpread uint8 = 2
+)
+
+// MaxStressSeconds bounds juice.stress.
+const MaxStressSeconds = 3600
 
 // Defaults sets c to the defaults: COM1 at 115200, ModeRun, PanicHalt.
 //
@@ -226,9 +254,30 @@ func word(w []byte, c *Config) Status {
 			c.Mode = ModeOOMtest
 		case equal(val, "entrytest"):
 			c.Mode = ModeEntrytest
+		case equal(val, "smpfailtest"):
+			c.Mode = ModeSMPFailtest
+		case equal(val, "smpstress"):
+			c.Mode = ModeSMPStress
 		default:
 			return StatusBadValue
 		}
+	case equal(key, "juice.vcpus"):
+		switch {
+		case !hasVal:
+			return StatusBadValue
+		case equal(val, "boot"):
+			c.VCPUs = VCPUsBoot
+		case equal(val, "spread"):
+			c.VCPUs = VCPUsSpread
+		default:
+			return StatusBadValue
+		}
+	case equal(key, "juice.stress"):
+		n, ok := parseSeconds(val)
+		if !hasVal || !ok {
+			return StatusBadValue
+		}
+		c.StressSeconds = n
 	case equal(key, "juice.panic"):
 		switch {
 		case !hasVal:
@@ -326,6 +375,26 @@ func parsePort(s []byte) (uint16, bool) {
 		v = v<<4 | uint32(d)
 	}
 	if v == 0 || v > maxPort {
+		return 0, false
+	}
+	return uint16(v), true
+}
+
+// parseSeconds parses a decimal count of seconds, 1 to MaxStressSeconds.
+//
+//go:nosplit
+func parseSeconds(s []byte) (uint16, bool) {
+	if len(s) == 0 || len(s) > 4 {
+		return 0, false
+	}
+	var v uint32
+	for _, ch := range s {
+		if ch < '0' || ch > '9' {
+			return 0, false
+		}
+		v = v*10 + uint32(ch-'0')
+	}
+	if v == 0 || v > MaxStressSeconds {
 		return 0, false
 	}
 	return uint16(v), true

@@ -204,8 +204,49 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
+func TestStressSeconds(t *testing.T) {
+	for _, c := range []struct {
+		w    string
+		st   Status
+		secs uint16
+	}{
+		{"juice.mode=smpstress juice.stress=90", StatusOK, 90},
+		{"juice.stress=1", StatusOK, 1},
+		{"juice.stress=3600", StatusOK, 3600},
+		{"juice.stress=3601", StatusBadValue, 0},
+		{"juice.stress=0", StatusBadValue, 0},
+		{"juice.stress=", StatusBadValue, 0},
+		{"juice.stress", StatusBadValue, 0},
+		{"juice.stress=1m", StatusBadValue, 0},
+	} {
+		var cfg Config
+		if st, _, _ := Parse([]byte(c.w), &cfg); st != c.st || cfg.StressSeconds != c.secs {
+			t.Errorf("%q: status %v, %d s; want %v, %d s", c.w, st, cfg.StressSeconds, c.st, c.secs)
+		}
+	}
+}
+
+func TestVCPUPlacement(t *testing.T) {
+	for _, c := range []struct {
+		w  string
+		st Status
+		v  uint8
+	}{
+		{"", StatusOK, VCPUsAuto},
+		{"juice.vcpus=boot", StatusOK, VCPUsBoot},
+		{"juice.vcpus=spread", StatusOK, VCPUsSpread},
+		{"juice.vcpus=all", StatusBadValue, VCPUsAuto},
+		{"juice.vcpus", StatusBadValue, VCPUsAuto},
+	} {
+		var cfg Config
+		if st, _, _ := Parse([]byte(c.w), &cfg); st != c.st || cfg.VCPUs != c.v {
+			t.Errorf("%q: status %v, vcpus %d; want %v, %d", c.w, st, cfg.VCPUs, c.st, c.v)
+		}
+	}
+}
+
 func TestFaultInjectionModes(t *testing.T) {
-	for _, m := range []Mode{ModeCrashtest, ModeSyscalltest, ModeOOMtest, ModeEntrytest} {
+	for _, m := range []Mode{ModeCrashtest, ModeSyscalltest, ModeOOMtest, ModeEntrytest, ModeSMPFailtest, ModeSMPStress} {
 		var c Config
 		w := []byte("juice.mode=" + m.String())
 		if st, _, _ := Parse(w, &c); st != StatusOK || c.Mode != m {

@@ -36,6 +36,9 @@ func main() {
 	if kernel.SelftestMode() {
 		os.Exit(runSelftest())
 	}
+	if kernel.StressMode() {
+		os.Exit(smpStress())
+	}
 	if mods := kernel.Modules(); len(mods) > 0 {
 		status := runBundle(mods[0])
 		log.Printf("juice: all VMs stopped")
@@ -64,9 +67,22 @@ func runSelftest() int {
 	// "done in" counts from juice's entry, the figure make bench reports.
 	log.Printf("selftest: done in %d ms, %d passed, %d failed", end/1e6, passed, failed)
 	log.Printf("mem: footprint %d KiB (runtime committed %d KiB)", kernel.Footprint()>>10, kernel.RuntimeCommitted()>>10)
+	logCPUStats()
 	fmt.Print()
 	if failed > 0 {
 		return 1
 	}
 	return 0
+}
+
+// logCPUStats prints what every CPU did, when there is more than one.
+func logCPUStats() {
+	st := kernel.CPUStats()
+	if len(st) < 2 {
+		return
+	}
+	for _, s := range st {
+		log.Printf("smp: cpu %d (apic %d) ran threads for %d ms, %d switches, %d IPIs", s.CPU, s.APIC, s.RunNs/1e6, s.Switches, s.IPIs)
+	}
+	log.Printf("smp: %d TLB shootdowns", kernel.TLBShootdowns())
 }

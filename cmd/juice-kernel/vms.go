@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"juice/cpu"
@@ -49,6 +50,7 @@ func runBundle(archive []byte) int {
 		log.Printf("juice: %v", err)
 		return 125
 	}
+	pinBuilder()
 	results := make([]vmResult, len(b.VMs))
 	var wg sync.WaitGroup
 	names := make([]string, len(b.VMs))
@@ -86,6 +88,7 @@ func runBundle(archive []byte) int {
 	var resMu sync.Mutex
 	run := func(i int, vm *vmm.VM, pc *platform.PC) {
 		defer wg.Done()
+		pinBuilder() // it closes and rebuilds the VM
 		spec := b.VMs[i]
 		r := runVM(spec, vm, pc, vms[i].devs, be, input)
 		resMu.Lock()
@@ -240,6 +243,15 @@ func report(r vmResult, vm *vmm.VM) {
 		}
 	}
 	log.Printf("juice: vm %s: %d exits, %d heap allocations by juice while it ran", r.name, exits, r.mallocs)
+	if vcpusMove {
+		var moves uint64
+		for _, v := range vm.VCPUs() {
+			if c, ok := v.Backend().(*svm.VCPU); ok {
+				moves += c.Moves
+			}
+		}
+		log.Printf("juice: vm %s: its vCPUs changed host CPU %d times", r.name, moves)
+	}
 	var b strings.Builder
 	us := func(t uint64) uint64 {
 		if hz := kernel.TSCHz(); hz != 0 {
@@ -290,12 +302,13 @@ func buildVM(spec bundle.VMSpec, devs *platform.Devices, be vmm.Backend) (*vmm.V
 		vm.Stop(vmm.Panicked, -1, "guest kernel panic: "+reason)
 	})
 	vm, err := vmm.New(vmm.Config{
-		Name:      spec.Name,
-		MemBytes:  spec.MemBytes,
-		VCPUs:     spec.VCPUs,
-		Console:   watch,
-		HostCPUID: cpu.CPUID,
-		HostTSC:   cpu.RDTSC,
+		Name:       spec.Name,
+		MemBytes:   spec.MemBytes,
+		VCPUs:      spec.VCPUs,
+		Console:    watch,
+		HostCPUID:  cpu.CPUID,
+		HostTSC:    cpu.RDTSC,
+		VCPUThread: vcpuThread(spec.Name, spec.VCPUs),
 	}, kernel.Host(), be)
 	if err != nil {
 		return nil, nil, err
@@ -417,10 +430,31 @@ var (
 	beOnce sync.Once
 	be     vmm.Backend
 	beErr  error
+
+	// guestCPUs are the host CPUs vCPUs run on (the backend is enabled
+	// there); nextCPU spreads the vCPUs over them round-robin. With one
+	// CPU nothing is pinned.
+	guestCPUs []int
+	nextCPU   atomic.Uint32
+	// vmxOnBoot: the VT-x backend runs everything on CPU 0 (see backend).
+	vmxOnBoot bool
+	// vcpusMove: vCPU threads are not pinned; the backend follows them
+	// (svm.Backend.CPUMoves).
+	vcpusMove bool
 )
 
-// backend returns the hardware backend for this CPU (AMD-V or Intel VT-x),
-// enabled on it.
+// backend returns the hardware backend (AMD-V or Intel VT-x), enabled on
+// the CPUs that will run vCPUs. AMD-V is enabled on every CPU (EFER.SVME
+// and a host save area each) and a vCPU's goroutine runs wherever the Go
+// scheduler puts it: each guest entry checks which CPU it is on and
+// flushes the vCPU's ASID after a move (svm.Backend.CPUMoves). With
+// juice.vcpus=boot (kernel.SpreadVCPUs), or where the CPU numbers cannot
+// be read at entry (no RDTSCP), AMD-V runs on the boot CPU only and the
+// vCPUs' threads are pinned there.
+// VT-x keeps to the boot CPU for now: a VMCS is set up by VMWRITEs on the
+// CPU that builds the VM, records that CPU's GS base as the host's, and
+// may only move to another CPU after a VMCLEAR there, so the goroutines
+// that build, run and close VT-x VMs are all pinned to CPU 0 (pinBuilder).
 func backend() (vmm.Backend, error) {
 	beOnce.Do(func() {
 		f := kernel.ProbeFeatures()
@@ -428,21 +462,109 @@ func backend() (vmm.Backend, error) {
 		case f.SVM.Present:
 			b, err := svm.New(f.SVM, kernel.Host())
 			if err == nil {
-				err = b.Enable()
+				online := kernel.OnlineCPUs()
+				cpus := []int{0}
+				if kernel.SpreadVCPUs() && kernel.TSCAuxHoldsCPU() {
+					cpus = online
+				}
+				guestCPUs, err = onEachCPU(cpus, b.Enable)
+				// vCPUs move freely when AMD-V is on everywhere; else
+				// each stays on one CPU where it is (vcpuThread).
+				b.CPUMoves = err == nil && len(online) > 1 && len(guestCPUs) == len(online)
+				vcpusMove = b.CPUMoves
 			}
 			be, beErr = b, err
 		case f.VMX.Present:
 			b, err := vmx.New(f.VMX, kernel.Host())
 			if err == nil {
-				err = b.Enable()
+				guestCPUs, err = onEachCPU([]int{0}, b.Enable)
+				vmxOnBoot = len(kernel.OnlineCPUs()) > 1
 			}
 			be, beErr = b, err
 		default:
 			beErr = fmt.Errorf("no usable hardware virtualization: %s; %s", f.SVM.String(), f.VMX.String())
+		}
+		if beErr == nil && len(kernel.OnlineCPUs()) > 1 {
+			how := "vCPUs stay on the CPU they are placed on"
+			if vcpusMove {
+				how = "vCPUs run on any of them"
+			}
+			log.Printf("juice: %s enabled on cpus %v; %s", be.Name(), guestCPUs, how)
 		}
 	})
 	if beErr != nil {
 		return nil, beErr
 	}
 	return be, nil
+}
+
+// onEachCPU runs enable on each of cpus, on a thread pinned there, and
+// returns the CPUs where it succeeded. A CPU where it fails is reported
+// and left out; it is an error only if it fails everywhere.
+func onEachCPU(cpus []int, enable func() error) ([]int, error) {
+	if len(cpus) == 1 && cpus[0] == 0 && len(kernel.OnlineCPUs()) == 1 {
+		return cpus, enable() // one CPU: nothing to pin
+	}
+	var ok []int
+	var first error
+	for _, n := range cpus {
+		errc := make(chan error, 1)
+		go func() {
+			runtime.LockOSThread() // for good: the thread ends with the goroutine
+			if err := kernel.PinThread(n); err != nil {
+				errc <- err
+				return
+			}
+			errc <- enable()
+		}()
+		if err := <-errc; err != nil {
+			log.Printf("juice: cpu %d left out of running guests: %v", n, err)
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		ok = append(ok, n)
+	}
+	if len(ok) == 0 {
+		return nil, first
+	}
+	return ok, nil
+}
+
+// vcpuThread places VM name's vCPUs on host CPUs, round-robin over
+// guestCPUs across all VMs, says where, and returns the hook
+// (vmm.Config.VCPUThread) that binds each vCPU's thread there. It is nil
+// when there is one CPU, and when vCPUs move freely. The hook allocates
+// nothing (the exit-path allocation count covers the vCPU's whole life).
+func vcpuThread(name string, n int) func(int) {
+	if len(kernel.OnlineCPUs()) < 2 || len(guestCPUs) == 0 || n < 1 || vcpusMove {
+		return nil
+	}
+	base := int(nextCPU.Add(uint32(n))) - n
+	on := make([]int, n)
+	for id := range on {
+		on[id] = guestCPUs[(base+id)%len(guestCPUs)]
+		log.Printf("juice: vm %s: vCPU %d runs on cpu %d", name, id, on[id])
+	}
+	return func(id int) {
+		if id < 0 || id >= len(on) {
+			return
+		}
+		if err := kernel.PinThread(on[id]); err != nil {
+			log.Printf("juice: vm %s: vCPU %d: %v", name, id, err)
+		}
+	}
+}
+
+// pinBuilder pins the calling goroutine to CPU 0 for good when the VT-x
+// backend needs it (see backend); it does nothing otherwise.
+func pinBuilder() {
+	if !vmxOnBoot {
+		return
+	}
+	runtime.LockOSThread()
+	if err := kernel.PinThread(0); err != nil {
+		log.Printf("juice: %v", err)
+	}
 }

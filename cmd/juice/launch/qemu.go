@@ -205,6 +205,17 @@ type Config struct {
 	Mem string
 	// CPUs is the number of virtual CPUs; 0 means 1.
 	CPUs int
+	// SingleTCGThread runs a machine with several CPUs in one TCG thread
+	// (-accel tcg,thread=single) instead of one host thread per CPU. A run
+	// with guests (a bundle in Initrd) on several CPUs always does: QEMU
+	// 7.2's multi-threaded TCG now and then loses juice's own translations
+	// right after a #VMEXIT while a nested guest runs and another CPU is
+	// busy (juice triple-faults at the instruction after VMRUN; its page
+	// tables are intact when QEMU stops). It is no default otherwise: the
+	// Go runtime on several CPUs crawls in one thread (a CPU that waits
+	// for another, for a lock or a garbage-collection handshake, may wait
+	// for QEMU's 100 ms round-robin slice).
+	SingleTCGThread bool
 	// Append is juice's command line.
 	Append string
 	// Initrd, if set, is a file juice gets as its first boot module: the
@@ -447,9 +458,13 @@ func QEMUArgs(cfg Config, media Media) ([]string, error) {
 	if cfg.Emulator != EmulatorQEMU {
 		return nil, fmt.Errorf("QEMUArgs: emulator %s is not QEMU (see BochsRC)", cfg.Emulator)
 	}
+	accel := "tcg"
+	if cfg.CPUs > 1 && (cfg.SingleTCGThread || cfg.Initrd != "") {
+		accel = "tcg,thread=single"
+	}
 	args := []string{
 		"-machine", "q35",
-		"-accel", "tcg",
+		"-accel", accel,
 		"-cpu", cpuModel(cfg.CPU),
 		"-m", cfg.Mem,
 		"-smp", strconv.Itoa(cfg.CPUs),

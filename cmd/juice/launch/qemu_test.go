@@ -84,6 +84,25 @@ func TestQEMUArgsPVH(t *testing.T) {
 	if slices.Contains(args, "-monitor") || slices.Contains(args, "-append") || args[len(args)-1] != "-s" {
 		t.Errorf("interactive args wrong: %v", args)
 	}
+	// One TCG thread per CPU unless SingleTCGThread asks for one in all.
+	if got := argAfter(args, "-accel"); got != "tcg" {
+		t.Errorf("-accel %q with 4 CPUs", got)
+	}
+	args, err = QEMUArgs(Config{Kernel: "k.elf", CPUs: 4, SingleTCGThread: true}, Media{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := argAfter(args, "-accel"); got != "tcg,thread=single" {
+		t.Errorf("-accel %q with SingleTCGThread", got)
+	}
+	// Guests on several CPUs: one thread (QEMU 7.2's MTTCG and nested SVM).
+	args, err = QEMUArgs(Config{Kernel: "k.elf", CPUs: 2, Initrd: "b.cpio"}, Media{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := argAfter(args, "-accel"); got != "tcg,thread=single" {
+		t.Errorf("-accel %q with guests on 2 CPUs", got)
+	}
 }
 
 func TestQEMUArgsGRUB(t *testing.T) {

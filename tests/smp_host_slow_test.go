@@ -1,0 +1,15 @@
+//go:build slow
+
+package tests
+
+import "testing"
+
+// TestSMPStressSlow runs goroutines, garbage collection (returning memory
+// to juice, so TLB shootdowns), timers, channels and pinned threads on two
+// CPUs for three minutes: no deadlock, no lost wake-up (a worker that
+// stalls fails the run), no corrupted data, no timer more than 10 s late.
+// Run by `make test-slow`. (Two CPUs, as many as the development box has
+// cores: on four, QEMU's four CPU threads share its two cores.)
+func TestSMPStressSlow(t *testing.T) {
+	stressRun(t, 2, 180)
+}
