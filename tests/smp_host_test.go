@@ -180,3 +180,30 @@ func TestSMPStress(t *testing.T) {
 	t.Parallel()
 	stressRun(t, 2, 15)
 }
+
+// The manifest's "pin" binds a VM's vCPUs to host CPUs: both VMs run on
+// cpu 1 of two, stay there (no move is counted), and run to their ends;
+// a VM pinned to a CPU the machine lacks is refused by name, the others
+// run.
+func TestSMPPinnedVMs(t *testing.T) {
+	t.Parallel()
+	r := BootVMs(t, launch.Config{Mem: "128M", CPUs: 2},
+		launch.VMSpec{Name: "spin", Pin: []int{1}},
+		launch.VMSpec{Name: "timer", Pin: []int{1}},
+		launch.VMSpec{Name: "hello", Pin: []int{5}})
+	r.ExpectNext("smp: 2 of 2 CPUs online")
+	r.Expect("juice: vm hello: pin: host cpu 5 does not run guests here (cpus running guests: [0 1])")
+	r.Expect(GuestLine("timer", "timer: done"))
+	r.Expect(GuestLine("spin", "spin done"))
+	r.Expect(VMEnd("spin") + "exited with status 0")
+	r.ExpectExit(0)
+	for _, vm := range []string{"spin", "timer"} {
+		if got := r.Find("juice: vm " + vm + ": vCPU 0 runs on cpu 1 (pinned)"); len(got) != 1 {
+			t.Errorf("vm %s: placement lines %q", vm, got)
+		}
+		if moves := r.Find(VMEnd(vm) + "its vCPUs changed host CPU "); len(moves) > 1 || len(moves) == 1 && !strings.HasSuffix(moves[0], " 0 times") {
+			t.Errorf("vm %s moved though pinned: %q", vm, moves)
+		}
+		noFailLines(t, r, vm)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -301,14 +302,18 @@ func buildVM(spec bundle.VMSpec, devs *platform.Devices, be vmm.Backend) (*vmm.V
 	watch := platform.NewPanicWatcher(console.Stream("["+spec.Name+"] "), func(reason string) {
 		vm.Stop(vmm.Panicked, -1, "guest kernel panic: "+reason)
 	})
-	vm, err := vmm.New(vmm.Config{
+	onThread, err := vcpuThread(spec.Name, spec.VCPUs, spec.Pin)
+	if err != nil {
+		return nil, nil, err
+	}
+	vm, err = vmm.New(vmm.Config{
 		Name:       spec.Name,
 		MemBytes:   spec.MemBytes,
 		VCPUs:      spec.VCPUs,
 		Console:    watch,
 		HostCPUID:  cpu.CPUID,
 		HostTSC:    cpu.RDTSC,
-		VCPUThread: vcpuThread(spec.Name, spec.VCPUs),
+		VCPUThread: onThread,
 	}, kernel.Host(), be)
 	if err != nil {
 		return nil, nil, err
@@ -532,20 +537,41 @@ func onEachCPU(cpus []int, enable func() error) ([]int, error) {
 	return ok, nil
 }
 
-// vcpuThread places VM name's vCPUs on host CPUs, round-robin over
-// guestCPUs across all VMs, says where, and returns the hook
-// (vmm.Config.VCPUThread) that binds each vCPU's thread there. It is nil
-// when there is one CPU, and when vCPUs move freely. The hook allocates
-// nothing (the exit-path allocation count covers the vCPU's whole life).
-func vcpuThread(name string, n int) func(int) {
-	if len(kernel.OnlineCPUs()) < 2 || len(guestCPUs) == 0 || n < 1 || vcpusMove {
-		return nil
+// vcpuThread places VM name's vCPUs on host CPUs and returns the hook
+// (vmm.Config.VCPUThread) that binds each vCPU's thread there. A VM with
+// "pin" in the manifest gets exactly those CPUs (vCPU i on
+// pin[i mod len(pin)]): every one must be running guests (guestCPUs),
+// else the VM is refused with an error naming the CPU. Otherwise the
+// vCPUs go round-robin over guestCPUs across all VMs, and nothing is
+// bound when there is one CPU or when vCPUs move freely. It says where
+// each vCPU runs. The hook allocates nothing (the exit-path allocation
+// count covers the vCPU's whole life).
+func vcpuThread(name string, n int, pin []int) (func(int), error) {
+	if len(pin) > 0 {
+		for _, c := range pin {
+			if !slices.Contains(guestCPUs, c) {
+				return nil, fmt.Errorf("pin: host cpu %d does not run guests here (cpus running guests: %v)", c, guestCPUs)
+			}
+		}
+		if len(kernel.OnlineCPUs()) < 2 {
+			return nil, nil // one CPU: every thread is there already
+		}
+	} else if len(kernel.OnlineCPUs()) < 2 || len(guestCPUs) == 0 || n < 1 || vcpusMove {
+		return nil, nil
 	}
-	base := int(nextCPU.Add(uint32(n))) - n
+	base := 0
+	if len(pin) == 0 {
+		base = int(nextCPU.Add(uint32(n))) - n
+	}
 	on := make([]int, n)
 	for id := range on {
-		on[id] = guestCPUs[(base+id)%len(guestCPUs)]
-		log.Printf("juice: vm %s: vCPU %d runs on cpu %d", name, id, on[id])
+		if len(pin) > 0 {
+			on[id] = pin[id%len(pin)]
+			log.Printf("juice: vm %s: vCPU %d runs on cpu %d (pinned)", name, id, on[id])
+		} else {
+			on[id] = guestCPUs[(base+id)%len(guestCPUs)]
+			log.Printf("juice: vm %s: vCPU %d runs on cpu %d", name, id, on[id])
+		}
 	}
 	return func(id int) {
 		if id < 0 || id >= len(on) {
@@ -554,7 +580,7 @@ func vcpuThread(name string, n int) func(int) {
 		if err := kernel.PinThread(on[id]); err != nil {
 			log.Printf("juice: vm %s: vCPU %d: %v", name, id, err)
 		}
-	}
+	}, nil
 }
 
 // pinBuilder pins the calling goroutine to CPU 0 for good when the VT-x
