@@ -3,10 +3,10 @@ package main
 import (
 	"fmt"
 	"log"
-	"strconv"
-	"strings"
 	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -190,7 +190,7 @@ func (c *consoleInput) poll() {
 			log.Printf("juice: console input goes to %s", c.focusName())
 		}
 		if act.run {
-			for _, l := range c.command(act.line) {
+			for _, l := range c.command(act.line, serialConsole) {
 				log.Printf("juice: %s", l)
 			}
 		}
@@ -371,8 +371,14 @@ func (c *consoleInput) cmdByte(b byte, a *actions) {
 	}
 }
 
-// command runs one command line and returns the lines to print.
-func (c *consoleInput) command(line string) []string {
+// serialConsole is the via of commands typed on juice's serial console.
+const serialConsole = "juice's console"
+
+// command runs one command line, from juice's serial console or the
+// network console (netconsole.go), and returns the lines to print. via
+// says where it came from, for the messages of the VMs it stops
+// ("stopped from " + via); it names juice's console in both cases.
+func (c *consoleInput) command(line, via string) []string {
 	f := strings.Fields(line)
 	if len(f) == 0 {
 		return nil
@@ -395,6 +401,9 @@ func (c *consoleInput) command(line string) []string {
 		return c.list()
 	case "dump":
 		c.dump()
+		if via != serialConsole {
+			return []string{"dump: printed on juice's serial console"}
+		}
 		return nil
 	case "stop", "restart":
 		name, ok := arg()
@@ -408,10 +417,10 @@ func (c *consoleInput) command(line string) []string {
 			return []string{fmt.Sprintf("%s: vm %s is not running", f[0], name)}
 		}
 		if f[0] == "stop" {
-			l.vm.Stop(vmm.Killed, -1, "stopped from juice's console")
+			l.vm.Stop(vmm.Killed, -1, "stopped from "+via)
 			return []string{"vm " + name + ": stopping"}
 		}
-		l.vm.Stop(vmm.Reset, -1, "restarted from juice's console")
+		l.vm.Stop(vmm.Reset, -1, "restarted from "+via)
 		return []string{"vm " + name + ": restarting"}
 	case "start":
 		name, ok := arg()

@@ -89,7 +89,7 @@ func TestConsoleCommands(t *testing.T) {
 	c.describe("web", 256<<20, 2)
 	c.describe("db", 64<<20, 1)
 	c.ended("db", "exited (status 0)")
-	l := c.command("list")
+	l := c.command("list", serialConsole)
 	if len(l) != 3 || !strings.HasPrefix(l[1], "web ") || !strings.Contains(l[1], "not started") ||
 		!strings.Contains(l[1], "256 MiB") || !strings.Contains(l[2], "exited (status 0)") {
 		t.Fatalf("list:\n%s", strings.Join(l, "\n"))
@@ -102,17 +102,17 @@ func TestConsoleCommands(t *testing.T) {
 		"focus db":       "console input goes to vm db COM1 (ttyS0)",
 		"focus web tty9": "focus: port tty9 is not com1 or hvc",
 	} {
-		if got := c.command(cmd); len(got) != 1 || !strings.HasPrefix(got[0], want) {
+		if got := c.command(cmd, serialConsole); len(got) != 1 || !strings.HasPrefix(got[0], want) {
 			t.Errorf("%q: %q, want %q", cmd, got, want)
 		}
 	}
 	started := ""
 	c.setStart(func(name string) error { started = name; return nil })
-	if got := c.command("start db"); got[0] != "vm db: starting" || started != "db" {
+	if got := c.command("start db", serialConsole); got[0] != "vm db: starting" || started != "db" {
 		t.Errorf("start: %q, started %q", got, started)
 	}
 	c.active("web", true)
-	if got := c.command("start web"); got[0] != "start: vm web is running" {
+	if got := c.command("start web", serialConsole); got[0] != "start: vm web is running" {
 		t.Errorf("start of a running VM: %q", got)
 	}
 }

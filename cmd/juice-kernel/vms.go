@@ -86,6 +86,8 @@ func runBundle(archive []byte) int {
 		}
 		vms[i].vm, vms[i].pc = vm, pc
 	}
+	// netconsole: the network console, only with the manifest's "manage" section (netconsole.go).
+	startNetConsole(b.Manage, switches, input)
 	var resMu sync.Mutex
 	run := func(i int, vm *vmm.VM, pc *platform.PC) {
 		defer wg.Done()

@@ -9,7 +9,9 @@
 // A VM's network interfaces join virtual switches by network name; a
 // network may be bridged to a network interface of the machine (its
 // uplink, ManifestNet.Uplink: `"nets": [{"network": "lan", "uplink":
-// "vnet0"}]`).
+// "vnet0"}]`). An optional top-level "manage" section serves juice's
+// console commands over TCP on one of those networks (ManifestManage);
+// without it juice has no network console.
 //
 // Parse runs inside juice on a bundle that came from outside and treats it
 // as hostile: every size is checked against the archive before anything is
@@ -101,6 +103,9 @@ type NetSpec struct {
 // Bundle is a parsed bundle: its valid VMs, in manifest order.
 type Bundle struct {
 	VMs []VMSpec
+	// Manage is the network console's configuration; nil when the
+	// manifest has no (valid) manage section: no network console.
+	Manage *ManageSpec
 }
 
 // member is one archive entry.
@@ -127,7 +132,12 @@ func Parse(archive []byte) (*Bundle, []error) {
 		return nil, []error{fmt.Errorf("bundle: %w", err)}
 	}
 	vms, errs := validate(m, files)
-	return &Bundle{VMs: vms}, errs
+	// A bad manage section leaves the console off; the VMs still run.
+	manage, err := validateManage(m.Manage, vms)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("bundle: %w", err))
+	}
+	return &Bundle{VMs: vms, Manage: manage}, errs
 }
 
 // newc header layout: "070701" then 13 eight-digit hex fields; namesize is
@@ -203,7 +213,11 @@ func Build(m Manifest, files map[string][]byte) ([]byte, error) {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	if _, errs := validate(&m, members); len(errs) > 0 {
+	vms, errs := validate(&m, members)
+	if _, err := validateManage(m.Manage, vms); err != nil {
+		errs = append(errs, fmt.Errorf("bundle: %w", err))
+	}
+	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	js, err := encodeManifest(m)

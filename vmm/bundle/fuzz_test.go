@@ -13,6 +13,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(newc(goodFiles(), true))
 	f.Add(newc([]entry{{name: "manifest.json", data: []byte(`{"vms":[{"name":"a","kernel":"k","memory":"16M","vcpus":3}]}`)}, {name: "k", data: []byte("K")}}, false))
 	f.Add(newc([]entry{{name: "manifest.json", data: []byte(`{"vms":[{"name":"a","kernel":"k","memory":"16M","devices":{"disks":[{"host":"vda","partition":2},{"host":"vdb","offset":"1M","size":4096}]}}]}`)}, {name: "k", data: []byte("K")}}, false))
+	f.Add(newc([]entry{{name: "manifest.json", data: []byte(`{"vms":[{"name":"a","kernel":"k","memory":"16M","devices":{"nets":[{"network":"lan"}]}}],"manage":{"network":"lan","address":"10.0.2.15/24","gateway":"10.0.2.2","token":"0123456789abcdef"}}`)}, {name: "k", data: []byte("K")}}, false))
 	f.Add([]byte("070701"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, arc []byte) {
@@ -22,6 +23,10 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("nil bundle with %d errors", len(errs))
 			}
 			return
+		}
+		if m := b.Manage; m != nil && (checkToken(m.Token) != nil || !m.Address.Addr().Is4() || m.Port == 0 || m.MAC[0]&1 != 0 ||
+			m.Gateway.IsValid() && !m.Address.Masked().Contains(m.Gateway)) {
+			t.Fatalf("invalid manage section returned: %+v", m)
 		}
 		inArc := func(d []byte) bool { return len(d) <= len(arc) && bytes.Contains(arc, d) }
 		for _, vm := range b.VMs {

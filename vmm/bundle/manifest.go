@@ -23,9 +23,13 @@ const (
 	MaxHostCPUs     = 256 // host CPU numbers in "pin" are below this
 )
 
-// Manifest is manifest.json: the VMs of a bundle.
+// Manifest is manifest.json: the VMs of a bundle, and optionally juice's
+// management console on one of their networks.
 type Manifest struct {
 	VMs []ManifestVM `json:"vms"`
+	// Manage, if set, serves juice's console commands over TCP (see
+	// ManifestManage); absent, there is no network console.
+	Manage *ManifestManage `json:"manage,omitempty"`
 }
 
 // ManifestVM is one VM of the manifest.

@@ -94,7 +94,15 @@ func VMName(kernel string) string {
 // BuildBundle reads the VMs' files and returns the bundle archive. Each
 // host file is stored once (under VMNAME/BASENAME, made unique), however
 // many VMs or modules name it.
-func BuildBundle(vms []VMSpec) ([]byte, error) {
+func BuildBundle(vms []VMSpec) ([]byte, error) { return buildBundle(vms, nil) }
+
+// BuildManagedBundle is BuildBundle with the manifest's "manage" section
+// (juice's console over the network; nil: none).
+func BuildManagedBundle(vms []VMSpec, manage *bundle.ManifestManage) ([]byte, error) {
+	return buildBundle(vms, manage)
+}
+
+func buildBundle(vms []VMSpec, manage *bundle.ManifestManage) ([]byte, error) {
 	if len(vms) == 0 {
 		return nil, errors.New("bundle: no VMs")
 	}
@@ -172,6 +180,7 @@ func BuildBundle(vms []VMSpec) ([]byte, error) {
 		}
 		man.VMs = append(man.VMs, mv)
 	}
+	man.Manage = manage
 	return bundle.Build(man, files)
 }
 
@@ -229,7 +238,7 @@ func LoadBundle(path string) ([]byte, error) {
 		}
 		vms = append(vms, v)
 	}
-	out, err := BuildBundle(vms)
+	out, err := buildBundle(vms, m.Manage)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

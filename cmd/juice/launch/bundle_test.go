@@ -217,3 +217,24 @@ func TestBuildBundleDevices(t *testing.T) {
 		t.Fatalf("devices %+v", d)
 	}
 }
+
+// A manifest's "manage" section (juice's console over the network) goes
+// into the bundle juice gets; dropping it would boot without the console
+// and without a word.
+func TestLoadBundleKeepsManage(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"k.elf": "K",
+		"manifest.json": `{"vms": [{"name": "a", "kernel": "k.elf", "memory": "16M",
+			"devices": {"nets": [{"network": "lan"}]}}],
+		  "manage": {"network": "lan", "address": "10.0.2.15/24", "port": 2323, "token": "0123456789abcdef0123"}}`,
+	})
+	b, err := LoadBundle(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bu := parse(t, b)
+	if bu.Manage == nil || bu.Manage.Port != 2323 {
+		t.Fatalf("manage section lost: %+v", bu.Manage)
+	}
+}
