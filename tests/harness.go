@@ -65,8 +65,46 @@ var defaultCPUs = func() int {
 	return 0
 }()
 
-// slots limits concurrent emulators to maxEmulators.
-var slots = make(chan struct{}, maxEmulators)
+// slots limits the emulators running at once: maxEmulators host CPUs'
+// worth, a machine with n CPUs counting as n (QEMU's multi-threaded TCG
+// runs a host thread per CPU): on a 2-core machine a 4-CPU juice runs
+// alone rather than beside other emulators. An overcommitted host
+// stalls a virtual CPU that holds a lock while the others spin on it.
+var slots = newWeighted(maxEmulators)
+
+// weighted is a counting semaphore taken in weights.
+type weighted struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	free int
+	max  int
+}
+
+func newWeighted(n int) *weighted {
+	w := &weighted{free: n, max: n}
+	w.cond = sync.NewCond(&w.mu)
+	return w
+}
+
+// acquire takes n units (at most the capacity), waiting for them; it
+// returns what it took, for release.
+func (w *weighted) acquire(n int) int {
+	n = max(1, min(n, w.max))
+	w.mu.Lock()
+	for w.free < n {
+		w.cond.Wait()
+	}
+	w.free -= n
+	w.mu.Unlock()
+	return n
+}
+
+func (w *weighted) release(n int) {
+	w.mu.Lock()
+	w.free += n
+	w.mu.Unlock()
+	w.cond.Broadcast()
+}
 
 // RequireEmulatorsEnv is the variable that turns missing emulators from a
 // skip into a failure.
@@ -243,20 +281,20 @@ func Boot(t testing.TB, cfg launch.Config) *Run {
 	if cfg.CPUs == 0 {
 		cfg.CPUs = defaultCPUs
 	}
-	slots <- struct{}{}
+	weight := slots.acquire(cfg.CPUs)
 	r := &Run{t: t}
 	r.ctx, r.cancel = context.WithTimeout(context.Background(), cfg.Timeout+30*time.Second)
 	m, err := launch.Start(r.ctx, cfg)
 	if err != nil {
 		r.cancel()
-		<-slots
+		slots.release(weight)
 		t.Fatalf("starting the emulator: %v", err)
 	}
 	r.M = m
 	t.Cleanup(func() {
 		res := m.Kill()
 		r.cancel()
-		<-slots
+		slots.release(weight)
 		if t.Failed() {
 			if m.BochsRC != "" {
 				t.Logf("bochsrc:\n%s", m.BochsRC)

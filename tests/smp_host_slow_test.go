@@ -13,3 +13,11 @@ import "testing"
 func TestSMPStressSlow(t *testing.T) {
 	stressRun(t, 2, 180)
 }
+
+// TestSMPSelftestFourCPUs: the self-test on four CPUs (QEMU's four CPU
+// threads share the development box's two cores).
+func TestSMPSelftestFourCPUs(t *testing.T) { smpSelftest(t, 4) }
+
+// TestSMPCPUFails: a CPU that never answers its start-up IPIs is left
+// out and the others run the self-test.
+func TestSMPCPUFails(t *testing.T) { smpCPUFails(t) }
