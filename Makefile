@@ -50,7 +50,7 @@ VMMEM ?= 256M
 JEOS_RUNS ?= 3
 # `make bench RUNS=10`
 RUNS ?= 5
-TEST_TIMEOUT ?= 25m
+TEST_TIMEOUT ?= 35m
 SLOW_TIMEOUT ?= 120m
 # Packages whose Go micro-benchmarks `make bench` runs (missing ones are
 # skipped).
