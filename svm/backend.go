@@ -84,6 +84,11 @@ type Backend struct {
 	mu    sync.Mutex // guards asids and vms
 	asids *ASIDs
 	vms   map[*vmm.VM]*vmState
+	// shared is the ASID that vCPUs share once asids has none left (0:
+	// none: the CPU has fewer than three). Every vCPU that uses it
+	// flushes it on each VMRUN, so no guest sees another's
+	// translations; QEMU's AMD-V offers only 16 ASIDs.
+	shared uint32
 }
 
 // vmState is what a VM's vCPUs share: the nested page tables and the
@@ -115,14 +120,19 @@ func New(caps Caps, host *vmm.Host) (*Backend, error) {
 	case host == nil || host.Mem == nil || host.Frames == nil:
 		return nil, errors.New("svm: no host memory for VMCBs and nested page tables")
 	}
-	return &Backend{
+	b := &Backend{
 		Caps:  caps,
 		RDMSR: cpu.RDMSR,
 		WRMSR: cpu.WRMSR,
 		host:  host,
 		asids: NewASIDs(caps.NASID),
 		vms:   make(map[*vmm.VM]*vmState),
-	}, nil
+	}
+	if n := min(caps.NASID, maxASIDs); n >= 3 {
+		// The last ASID is the shared one; the others are dedicated.
+		b.asids, b.shared = NewASIDs(n-1), n-1
+	}
+	return b, nil
 }
 
 // Name returns "svm".
@@ -205,6 +215,7 @@ type VCPU struct {
 	hostFX     *[fxAreaSize]byte // page 2: guest FX at 0, host FX at 512
 
 	asid     uint32
+	shared   bool  // asid is the Backend's shared ASID: flush it on every entry
 	flushCtl uint8 // TLB_CONTROL value that flushes this ASID
 	tlbCtl   uint8 // TLB_CONTROL for the next run
 	nripSave bool
@@ -267,13 +278,19 @@ func (b *Backend) NewVCPU(vm *vmm.VM, v *vmm.VCPU) (vmm.VCPUBackend, error) {
 		return nil, err
 	}
 	asid, _, ok := b.asids.Alloc()
+	shared := false
 	if !ok {
-		b.releaseVM(vm, st)
-		return nil, errors.New("svm: out of ASIDs")
+		if b.shared == 0 {
+			b.releaseVM(vm, st)
+			return nil, errors.New("svm: out of ASIDs")
+		}
+		asid, shared = b.shared, true
 	}
 	mem, pa, ok := st.host.AllocPages(vcpuPages)
 	if !ok {
-		b.asids.Free(asid)
+		if !shared {
+			b.asids.Free(asid)
+		}
 		b.releaseVM(vm, st)
 		return nil, errors.New("svm: no memory for the VMCB")
 	}
@@ -283,6 +300,7 @@ func (b *Backend) NewVCPU(vm *vmm.VM, v *vmm.VCPU) (vmm.VCPUBackend, error) {
 		guestFX:  (*[fxAreaSize]byte)(mem[2*mm.PageSize : 2*mm.PageSize+fxAreaSize]),
 		hostFX:   (*[fxAreaSize]byte)(mem[2*mm.PageSize+fxAreaSize : 2*mm.PageSize+2*fxAreaSize]),
 		asid:     asid,
+		shared:   shared,
 		flushCtl: FlushControl(b.Caps),
 		nripSave: b.Caps.NRIPSave,
 	}
@@ -456,6 +474,9 @@ func (c *VCPU) Run(v *vmm.VCPU) error {
 		v.HasPending = false
 	}
 	m.SetEventInj(inj)
+	if c.shared {
+		c.tlbCtl = c.flushCtl
+	}
 	m.SetTLBControl(c.tlbCtl)
 	m.SetCleanBits(0)
 
@@ -611,7 +632,9 @@ func (c *VCPU) Close() {
 	b := c.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.asids.Free(c.asid)
+	if !c.shared {
+		b.asids.Free(c.asid)
+	}
 	c.host.FreePages(c.pages, vcpuPages)
 	b.releaseVM(c.vm, c.st)
 	c.vmcb = VMCB{}

@@ -730,3 +730,46 @@ func BenchmarkRunStub(b *testing.B) {
 		e.v.Regs.RIP += uint64(e.v.Exit.InstrLen)
 	}
 }
+
+// TestSharedASIDWhenOutOfASIDs: once the dedicated ASIDs are all in use
+// (NASID 4: ASIDs 1 and 2; 3 is the shared one), further vCPUs share the
+// last ASID and flush it on every entry, while a vCPU with a dedicated
+// ASID flushes only on its first; closing a sharer frees nothing that a
+// dedicated vCPU could then be given.
+func TestSharedASIDWhenOutOfASIDs(t *testing.T) {
+	caps := Caps{Present: true, NPT: true, NASID: 4, FlushByASID: true}
+	e := newEnv(t, caps, long64())
+	var cs []*VCPU
+	for i := 0; i < 3; i++ {
+		be, err := e.b.NewVCPU(e.vm, &vmm.VCPU{ID: i + 1, VM: e.vm, SRegs: long64()})
+		if err != nil {
+			t.Fatalf("vCPU %d: %v", i+1, err)
+		}
+		cs = append(cs, be.(*VCPU))
+	}
+	if e.c.ASID() == cs[0].ASID() || e.c.ASID() == 3 || cs[0].ASID() == 3 {
+		t.Errorf("dedicated ASIDs %d, %d", e.c.ASID(), cs[0].ASID())
+	}
+	if cs[1].ASID() != 3 || cs[2].ASID() != 3 {
+		t.Errorf("sharers' ASIDs %d, %d, want 3", cs[1].ASID(), cs[2].ASID())
+	}
+	e.f.exit = exitWith(ExitHLT, 0, 0)
+	for run := 0; run < 3; run++ {
+		v := &vmm.VCPU{VM: e.vm, SRegs: long64(), SRegsValid: true}
+		cs[1].Run(v)
+		if e.f.tlbCtl != TLBControlFlushASID {
+			t.Errorf("sharer's run %d: TLB_CONTROL %d, want a flush of its ASID", run, e.f.tlbCtl)
+		}
+		e.c.Run(e.v)
+		if want := uint8(TLBControlNone); run > 0 && e.f.tlbCtl != want {
+			t.Errorf("dedicated vCPU's run %d: TLB_CONTROL %d, want none", run, e.f.tlbCtl)
+		}
+	}
+	cs[2].Close()
+	if _, err := e.b.NewVCPU(e.vm, &vmm.VCPU{ID: 9, VM: e.vm, SRegs: long64()}); err != nil {
+		t.Errorf("a sharer after another closed: %v", err)
+	}
+	if e.b.asids.InUse() != 2 {
+		t.Errorf("%d dedicated ASIDs in use, want 2", e.b.asids.InUse())
+	}
+}
