@@ -16,7 +16,11 @@
 #                   directly on QEMU (juice bench --jeos), virtio-blk
 #                   throughput against QEMU's own (juice bench --blk),
 #                   guest-to-guest TCP throughput against QEMU's own
-#                   virtio-net (juice bench --net) and Go micro-benchmarks
+#                   virtio-net (juice bench --net), VMS tiny JeOS VMs
+#                   booted together: VMs per minute and juice's memory per
+#                   VM (juice bench --vms), a parallel guest workload on 1
+#                   and 2 vCPUs (juice bench --scale) and Go
+#                   micro-benchmarks
 #   make clean      remove build/
 
 SHELL := /bin/bash
@@ -50,6 +54,8 @@ VMMEM ?= 256M
 JEOS_RUNS ?= 3
 # `make bench RUNS=10`
 RUNS ?= 5
+# `make bench VMS=16`: the VM count of juice bench --vms.
+VMS ?= 32
 TEST_TIMEOUT ?= 35m
 SLOW_TIMEOUT ?= 120m
 # Packages whose Go micro-benchmarks `make bench` runs (missing ones are
@@ -107,6 +113,8 @@ bench: setup build guests jeos
 	$(BUILD)/juice bench --jeos --runs $(JEOS_RUNS) --jeos-dir $(JEOS) || status=$$?; \
 	$(BUILD)/juice bench --blk --runs $(JEOS_RUNS) --jeos-dir $(JEOS) || status=$$?; \
 	$(BUILD)/juice bench --net --runs $(JEOS_RUNS) --jeos-dir $(JEOS) || status=$$?; \
+	$(BUILD)/juice bench --vms $(VMS) --runs 1 --jeos-dir $(JEOS) || status=$$?; \
+	$(BUILD)/juice bench --scale --runs $(JEOS_RUNS) --jeos-dir $(JEOS) || status=$$?; \
 	pkgs=""; \
 	for d in $(BENCH_DIRS); do \
 		if [ -d "$$d" ] && [ -n "$$($(GO) list ./$$d/... 2>/dev/null)" ]; then pkgs="$$pkgs ./$$d/..."; fi; \

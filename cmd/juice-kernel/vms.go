@@ -51,6 +51,7 @@ func runBundle(archive []byte) int {
 		log.Printf("juice: %v", err)
 		return 125
 	}
+	defer memReport(b.VMs)()
 	pinBuilder()
 	results := make([]vmResult, len(b.VMs))
 	var wg sync.WaitGroup

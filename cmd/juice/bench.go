@@ -36,6 +36,10 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	jeosDir := fs.String("jeos-dir", jeos.DefaultDir, "with --jeos: the JeOS build directory")
 	mediaMode := fs.Bool("media", false, "time the JeOS guest's boot under juice from each boot medium (firmware, GRUB, juice, guest)")
 	mediaBoots := fs.String("boots", "all", "with --media: the boot paths, comma-separated")
+	manyVMs := fs.Int("vms", 0, fmt.Sprintf("boot N tiny JeOS VMs together and one alone: VMs booted per minute, juice's memory per VM (the issue's N: %d)", manyBenchVMs))
+	vmMem := fs.String("vm-mem", manyBenchVMMem, "with --vms: each VM's RAM")
+	scaleMode := fs.Bool("scale", false, "a parallel workload in a JeOS guest with 1 and 2 vCPUs on a 2-CPU juice, and directly on QEMU with 1 and 2 CPUs")
+	scaleMiB := fs.Int("scale-mib", scaleBenchMiB, "with --scale: MiB each of the two jobs hashes")
 	timeout := seconds(120 * time.Second)
 	fs.Var(&timeout, "timeout", "time limit per boot")
 	if rc := parseFlags(fs, args); rc != 0 {
@@ -62,6 +66,29 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		}
 		return cmdBenchNet(jeosBenchConfig{runs: *runs, juice: *kernel, mem: *mem, vmMem: "256M", jeosDir: *jeosDir,
 			timeout: time.Duration(timeout)}, *netMiB, *netImage, stdout, stderr)
+	}
+	if *scaleMode {
+		if *mem == "" {
+			*mem = scaleJuiceMem
+		}
+		if *scaleMiB < 1 {
+			fmt.Fprintln(stderr, "juice bench: --scale-mib must be at least 1")
+			return 2
+		}
+		limit := time.Duration(timeout)
+		if !flagSet(fs, "timeout") {
+			limit = scaleTimeout
+		}
+		return cmdBenchScale(jeosBenchConfig{runs: *runs, juice: *kernel, mem: *mem, vmMem: scaleVMMem, jeosDir: *jeosDir,
+			timeout: limit}, *scaleMiB, stdout, stderr)
+	}
+	if *manyVMs != 0 {
+		if *manyVMs < 1 || *manyVMs > manyBenchMaxVMs {
+			fmt.Fprintf(stderr, "juice bench: --vms must be 1 to %d\n", manyBenchMaxVMs)
+			return 2
+		}
+		return cmdBenchMany(manyBenchConfig{runs: *runs, vms: *manyVMs, juice: *kernel, mem: *mem, vmMem: *vmMem,
+			jeosDir: *jeosDir, timeout: time.Duration(timeout)}, stdout, stderr)
 	}
 	if *mediaMode {
 		return benchMedia(fs, *runs, *kernel, *mem, *jeosDir, *mediaBoots, time.Duration(timeout), stdout, stderr)

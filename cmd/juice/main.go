@@ -53,11 +53,23 @@ Usage:
                              the JeOS guest under juice from each boot
                              medium: seconds to GRUB, juice, the guest's
                              start and its user-space marker
-  juice jeos [--out DIR] [--kernel-package NAME] [--force] [-q]
+  juice bench --vms N [--vm-mem 88M] [--runs R]
+                             N tiny JeOS VMs (juice jeos --tiny) booted
+                             together in one juice, against one alone:
+                             VMs booted per minute, juice's own memory per
+                             VM beyond guest RAM and its parts
+  juice bench --scale [--runs R] [--scale-mib 16]
+                             two parallel jobs in a JeOS guest with 1 and
+                             2 vCPUs on a 2-CPU juice, and directly on
+                             QEMU with 1 and 2 CPUs: guest-timed seconds
+                             and speed-ups (QEMU's multi-threaded TCG)
+  juice jeos [--out DIR] [--kernel-package NAME] [--force] [--tiny] [-q]
                              build the JeOS guest (Debian kernel + u-root
                              initramfs) into DIR (default build/jeos),
                              cached; prints the kernel, vmlinux and
-                             initrd (-q: no progress lines)
+                             initrd (-q: no progress lines); --tiny also
+                             builds DIR/tiny.cpio (jeosinit alone, for
+                             many small VMs) and prints it as the initrd
   juice help                 this text
 
 juice run flags, the guests (without --kernel or --bundle juice runs no VM):
@@ -393,6 +405,7 @@ func cmdJeos(args []string, stdout, stderr io.Writer) int {
 	pkg := fs.String("kernel-package", jeos.DefaultKernelPackage, "Debian kernel package or metapackage")
 	force := fs.Bool("force", false, "rebuild everything")
 	quiet := fs.Bool("q", false, "no progress lines")
+	tiny := fs.Bool("tiny", false, "also build the tiny initramfs (jeosinit alone, "+jeos.TinyInitrdFile+") and show it as the initrd")
 	if rc := parseFlags(fs, args); rc != 0 {
 		return max(rc, 0)
 	}
@@ -401,7 +414,11 @@ func cmdJeos(args []string, stdout, stderr io.Writer) int {
 		log = nil
 	}
 	start := time.Now()
-	img, err := jeos.Build(jeos.Options{Dir: *out, KernelPackage: *pkg, Force: *force, Log: log})
+	build := jeos.Build
+	if *tiny {
+		build = jeos.BuildTiny
+	}
+	img, err := build(jeos.Options{Dir: *out, KernelPackage: *pkg, Force: *force, Log: log})
 	if err != nil {
 		fmt.Fprintln(stderr, "juice jeos:", err)
 		return 1

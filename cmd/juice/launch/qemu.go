@@ -216,6 +216,13 @@ type Config struct {
 	// for another, for a lock or a garbage-collection handshake, may wait
 	// for QEMU's 100 ms round-robin slice).
 	SingleTCGThread bool
+	// MultiTCGThreads runs a machine with several CPUs with one TCG
+	// thread per CPU (-accel tcg,thread=multi) even with guests: the
+	// only way several emulated CPUs run at once, for measuring a
+	// parallel speed-up (juice bench --scale). Expect the occasional run
+	// that dies of the QEMU 7.2 fault SingleTCGThread describes. Setting
+	// both is an error.
+	MultiTCGThreads bool
 	// Append is juice's command line.
 	Append string
 	// Initrd, if set, is a file juice gets as its first boot module: the
@@ -459,7 +466,12 @@ func QEMUArgs(cfg Config, media Media) ([]string, error) {
 		return nil, fmt.Errorf("QEMUArgs: emulator %s is not QEMU (see BochsRC)", cfg.Emulator)
 	}
 	accel := "tcg"
-	if cfg.CPUs > 1 && (cfg.SingleTCGThread || cfg.Initrd != "") {
+	switch {
+	case cfg.SingleTCGThread && cfg.MultiTCGThreads:
+		return nil, errors.New("QEMUArgs: SingleTCGThread and MultiTCGThreads both set")
+	case cfg.CPUs > 1 && cfg.MultiTCGThreads:
+		accel = "tcg,thread=multi"
+	case cfg.CPUs > 1 && (cfg.SingleTCGThread || cfg.Initrd != ""):
 		accel = "tcg,thread=single"
 	}
 	args := []string{

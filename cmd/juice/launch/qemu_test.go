@@ -103,6 +103,25 @@ func TestQEMUArgsPVH(t *testing.T) {
 	if got := argAfter(args, "-accel"); got != "tcg,thread=single" {
 		t.Errorf("-accel %q with guests on 2 CPUs", got)
 	}
+	// Unless MultiTCGThreads asks for a thread per CPU (juice bench
+	// --scale); one CPU needs no threads at all; both at once is an error.
+	args, err = QEMUArgs(Config{Kernel: "k.elf", CPUs: 2, Initrd: "b.cpio", MultiTCGThreads: true}, Media{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := argAfter(args, "-accel"); got != "tcg,thread=multi" {
+		t.Errorf("-accel %q with guests on 2 CPUs and MultiTCGThreads", got)
+	}
+	args, err = QEMUArgs(Config{Kernel: "k.elf", CPUs: 1, Initrd: "b.cpio", MultiTCGThreads: true}, Media{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := argAfter(args, "-accel"); got != "tcg" {
+		t.Errorf("-accel %q with one CPU and MultiTCGThreads", got)
+	}
+	if _, err := QEMUArgs(Config{Kernel: "k.elf", CPUs: 2, SingleTCGThread: true, MultiTCGThreads: true}, Media{}); err == nil {
+		t.Error("SingleTCGThread and MultiTCGThreads together were accepted")
+	}
 }
 
 func TestQEMUArgsGRUB(t *testing.T) {
