@@ -229,19 +229,7 @@ func (b *Blk) check(off int64, n int) error {
 // SectorSize and the range inside the disk. It returns len(p) or an
 // error (then n counts the bytes read before it).
 func (b *Blk) ReadAt(p []byte, off int64) (n int, err error) {
-	if err := b.check(off, len(p)); err != nil {
-		return 0, err
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for n < len(p) {
-		c := min(len(p)-n, int(b.maxXfer))
-		if err := b.do(blkTypeIn, uint64(off+int64(n))/SectorSize, p[n:n+c], false); err != nil {
-			return n, err
-		}
-		n += c
-	}
-	return n, nil
+	return b.transfer(blkTypeIn, p, off, false)
 }
 
 // WriteAt writes p at byte offset off (see ReadAt). The data is on stable
@@ -250,6 +238,12 @@ func (b *Blk) WriteAt(p []byte, off int64) (n int, err error) {
 	if b.ro {
 		return 0, ErrReadOnly
 	}
+	return b.transfer(blkTypeOut, p, off, true)
+}
+
+// transfer moves p at byte offset off in requests of typ of at most
+// maxXfer bytes each; out says the device reads the buffer.
+func (b *Blk) transfer(typ uint32, p []byte, off int64, out bool) (n int, err error) {
 	if err := b.check(off, len(p)); err != nil {
 		return 0, err
 	}
@@ -257,7 +251,7 @@ func (b *Blk) WriteAt(p []byte, off int64) (n int, err error) {
 	defer b.mu.Unlock()
 	for n < len(p) {
 		c := min(len(p)-n, int(b.maxXfer))
-		if err := b.do(blkTypeOut, uint64(off+int64(n))/SectorSize, p[n:n+c], true); err != nil {
+		if err := b.do(typ, uint64(off+int64(n))/SectorSize, p[n:n+c], out); err != nil {
 			return n, err
 		}
 		n += c
