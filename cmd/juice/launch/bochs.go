@@ -540,6 +540,7 @@ func startBochs(ctx context.Context, cfg Config) (*Machine, error) {
 		parent:  ctx,
 	}
 	m.cmd = exec.Command(cfg.Bochs, "-q", "-f", BochsRCName)
+	dieWithParent(m.cmd)
 	m.cmd.Dir = dir
 	// Debian's Bochs starts in its debugger: "c" continues; at EOF the
 	// debugger is not asked again.

@@ -662,6 +662,7 @@ func Start(ctx context.Context, cfg Config) (*Machine, error) {
 		parent:  ctx,
 	}
 	m.cmd = exec.Command(cfg.QEMU, args...)
+	dieWithParent(m.cmd)
 	m.cmd.Stdout = m.Console
 	if cfg.Echo != nil {
 		m.cmd.Stdout = io.MultiWriter(m.Console, cfg.Echo)
