@@ -2,19 +2,15 @@ package tests
 
 import (
 	"bytes"
-	"crypto/md5"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"juice/cmd/juice/jeos"
 	"juice/cmd/juice/launch"
 	"juice/vmm/bundle"
 )
@@ -152,145 +148,30 @@ func TestAHCIHostDisk(t *testing.T) {
 // written with. A second VM asking for a range overlapping the
 // partition is refused by name.
 func TestAHCIGuestPowerCycle(t *testing.T) {
-	img := JeOS(t)
-	if img.Vmlinux == "" {
-		t.Skip("no vmlinux")
-	}
-	dir := t.TempDir()
-	image := filepath.Join(dir, "sata.img")
-	const (
-		diskSize  = 48 << 20
-		partStart = 2048     // sectors
-		partLen   = 40 << 11 // sectors: 40 MiB
-		partOff   = partStart * 512
-		partEnd   = partOff + partLen*512
-		hello     = "juice-ahci-2718"
-	)
-	orig := make([]byte, diskSize)
-	p := orig[446:]
-	p[4] = 0x83
-	binary.LittleEndian.PutUint32(p[8:], partStart)
-	binary.LittleEndian.PutUint32(p[12:], partLen)
-	orig[510], orig[511] = 0x55, 0xAA
-	for i := partEnd; i < diskSize; i += 512 {
-		copy(orig[i:], fmt.Sprintf("outside the partition, sector %d", i/512))
-	}
-	if err := os.WriteFile(image, orig, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	disks := []launch.AHCIDisk{{Path: image, Port: 0, Serial: "juice-sata"}}
-	partDisk := &bundle.ManifestDevices{Disks: []bundle.ManifestDisk{{Host: "sda", Partition: new(1)}}}
-
-	// Boot 1: make, write, sync, power off.
-	write := "mkfs.ext4 -q /dev/vda && mount -t ext4 /dev/vda /mnt && " +
-		"dd if=/dev/urandom of=/mnt/data bs=4096 count=256 2>/dev/null && echo " + hello + " > /mnt/hello && " +
-		"echo HD-WRITTEN $(md5sum /mnt/data) && sync && umount /mnt && echo HD-SYNCED"
-	vm := jeosVM(img, img.Vmlinux, `console=ttyS0 jeos.exec="`+write+`" `+jeos.PoweroffArg)
-	vm.Devices = partDisk
-	thief := launch.VMSpec{Name: "thief", Kernel: img.Vmlinux, Memory: "16M",
-		Devices: &bundle.ManifestDevices{Disks: []bundle.ManifestDisk{{Host: "sda", Offset: "8M", Size: "1M"}}}}
-	trace1 := filepath.Join(dir, "trace1.log")
-	start := time.Now()
-	r := BootVMs(t, launch.Config{Mem: "512M", Timeout: 4 * time.Minute, AHCIDisks: disks, ExtraArgs: ataTraceArgs(trace1)}, vm, thief)
-	r.Expect(`hostdisk: sda 00:1f.2 port 0 98304 sectors (48 MiB), block 512, write cache (flush), serial "juice-sata"`)
-	r.ExpectNext("hostdisk: sda: MBR with 1 partition")
-	r.ExpectNext("hostdisk: sda1: sectors 2048-83967 (40 MiB), type 0x83")
-	r.Expect(VMEnd("jeos") + "disk 0 is sda partition 1: sectors 2048-83967 (40 MiB)")
-	r.Expect(VMEnd("thief") + "disk 0 (sda bytes 0x800000-0x8fffff) overlaps vm jeos's disk 0 (sda partition 1)")
-	r.Expect("[jeos] " + jeos.ReadyMarker)
-	line := r.ExpectNext("[jeos] HD-WRITTEN ")
-	m := hdMD5RE.FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("written: %q, want HD-WRITTEN <md5> /mnt/data", line)
-	}
-	written := m[2]
-	if written == zeroMD5 {
-		t.Fatalf("the file written is all zeros (%s): /dev/urandom gave nothing", written)
-	}
-	r.ExpectNext("[jeos] HD-SYNCED")
-	r.ExpectNext("[jeos] JEOS-EXEC status=0")
-	r.ExpectNext(VMEnd("jeos") + "exited with status 0")
-	r.ExpectExit(0)
-	for _, l := range r.Find(VMEnd("thief")) {
-		if strings.Contains(l, "starting") {
-			t.Errorf("refused VM thief started: %q", l)
-		}
-	}
-	for _, l := range r.Find(VMEnd("jeos")) {
-		if strings.Contains(l, "heap allocations") {
-			t.Logf("boot 1: %s", l)
-		}
-	}
-	for _, l := range r.Texts() {
-		if strings.Contains(l, "EXT4-fs error") || strings.Contains(l, "I/O error") || strings.HasPrefix(l, "ahci: 00:1f.2 port ") {
-			t.Errorf("boot 1: error line: %q", l)
-		}
-	}
-	tr := readATATrace(t, trace1)
-	t.Logf("boot 1 (%v): QEMU's AHCI drive executed READ DMA EXT %d, WRITE DMA EXT %d, FLUSH CACHE EXT %d times",
-		time.Since(start).Round(time.Second), tr[ataReadDMAExt], tr[ataWriteDMAExt], tr[ataFlushExt])
-	if tr[ataWriteDMAExt] == 0 || tr[ataFlushExt] == 0 {
-		t.Errorf("the guest's writes and flushes did not reach QEMU's AHCI drive: %v", tr)
-	}
-
-	// The machine is off: the image file holds the file system inside
-	// the partition, and nothing outside it changed.
-	got, err := os.ReadFile(image)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != diskSize {
-		t.Fatalf("the image is %d bytes", len(got))
-	}
-	if magic := binary.LittleEndian.Uint16(got[partOff+1080:]); magic != 0xEF53 {
-		t.Errorf("no ext4 superblock at the partition's offset: magic %#04x at byte %d", magic, partOff+1080)
-	}
-	if i := bytes.Index(got, []byte(hello+"\n")); i < partOff || i >= partEnd {
-		t.Errorf("the guest's text is at byte %d of the image, want inside the partition [%d, %d)", i, partOff, partEnd)
-	}
-	if !bytes.Equal(got[:partOff], orig[:partOff]) {
-		t.Error("the MBR or the gap before the partition changed")
-	}
-	if !bytes.Equal(got[partEnd:], orig[partEnd:]) {
-		t.Error("bytes past the partition changed")
-	}
-	if debugfs, err := exec.LookPath("debugfs"); err == nil {
-		part := filepath.Join(dir, "part.img")
-		out := filepath.Join(dir, "data.out")
-		if err := os.WriteFile(part, got[partOff:partEnd], 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if msg, err := exec.Command(debugfs, "-R", "dump /data "+out, part).CombinedOutput(); err != nil {
-			t.Errorf("debugfs: %v: %s", err, msg)
-		} else if data, err := os.ReadFile(out); err != nil {
-			t.Error(err)
-		} else if sum := md5.Sum(data); hex.EncodeToString(sum[:]) != written {
-			t.Errorf("the file in the image has MD5 %x, the guest wrote %s", sum, written)
-		}
-	} else {
-		t.Logf("no debugfs on this host: the file's bytes in the image are not checked")
-	}
-
-	// Boot 2: power on again from the same image.
-	read := "mount -t ext4 -r /dev/vda /mnt && echo HD-READ $(md5sum /mnt/data) && echo HD-HELLO $(cat /mnt/hello) && umount /mnt"
-	vm = jeosVM(img, img.Vmlinux, `console=ttyS0 jeos.exec="`+read+`" `+jeos.PoweroffArg)
-	vm.Devices = partDisk
-	start = time.Now()
-	r = BootVMs(t, launch.Config{Mem: "512M", Timeout: 4 * time.Minute, AHCIDisks: disks}, vm)
-	r.Expect(VMEnd("jeos") + "disk 0 is sda partition 1: ")
-	r.Expect("[jeos] " + jeos.ReadyMarker)
-	line = r.ExpectNext("[jeos] HD-READ ")
-	if m := hdMD5RE.FindStringSubmatch(line); m == nil || m[2] != written {
-		t.Errorf("read back after the power cycle: %q, want MD5 %s (as written)", line, written)
-	}
-	r.ExpectNext("[jeos] HD-HELLO " + hello)
-	r.ExpectNext("[jeos] JEOS-EXEC status=0")
-	r.ExpectNext(VMEnd("jeos") + "exited with status 0")
-	r.ExpectExit(0)
-	t.Logf("boot 2 (%v): file MD5 %s written, read back after the power cycle", time.Since(start).Round(time.Second), written)
-	for _, l := range r.Texts() {
-		if strings.Contains(l, "EXT4-fs error") || strings.Contains(l, "I/O error") || strings.Contains(l, "ahci: 00:1f.2 port ") {
-			t.Errorf("error line: %q", l)
-		}
-	}
+	disks := []launch.AHCIDisk{{Port: 0, Serial: "juice-sata"}}
+	guestPowerCycle(t, powerCycle{
+		host: "sda", diskSize: 48 << 20, partLen: 40 << 11, hello: "juice-ahci-2718",
+		machine: func(boot int, image, trace string) launch.Config {
+			disks[0].Path = image
+			return launch.Config{Mem: "512M", Timeout: 4 * time.Minute, AHCIDisks: disks, ExtraArgs: ataTraceArgs(trace)}
+		},
+		others: []launch.VMSpec{{Name: "thief", Kernel: JeOS(t).Vmlinux, Memory: "16M",
+			Devices: &bundle.ManifestDevices{Disks: []bundle.ManifestDisk{{Host: "sda", Offset: "8M", Size: "1M"}}}}},
+		boot1: func(r *Run) {
+			r.Expect(`hostdisk: sda 00:1f.2 port 0 98304 sectors (48 MiB), block 512, write cache (flush), serial "juice-sata"`)
+			r.ExpectNext("hostdisk: sda: MBR with 1 partition")
+			r.ExpectNext("hostdisk: sda1: sectors 2048-83967 (40 MiB), type 0x83")
+			r.Expect(VMEnd("jeos") + "disk 0 is sda partition 1: sectors 2048-83967 (40 MiB)")
+			r.Expect(VMEnd("thief") + "disk 0 (sda bytes 0x800000-0x8fffff) overlaps vm jeos's disk 0 (sda partition 1)")
+		},
+		commands: func(t *testing.T, boot int, trace string) {
+			tr := readATATrace(t, trace)
+			t.Logf("boot %d: QEMU's AHCI drive executed READ DMA EXT %d, WRITE DMA EXT %d, FLUSH CACHE EXT %d times",
+				boot, tr[ataReadDMAExt], tr[ataWriteDMAExt], tr[ataFlushExt])
+			if boot == 1 && (tr[ataWriteDMAExt] == 0 || tr[ataFlushExt] == 0) {
+				t.Errorf("the guest's writes and flushes did not reach QEMU's AHCI drive: %v", tr)
+			}
+		},
+		errorLine: func(l string) bool { return strings.Contains(l, "ahci: 00:1f.2 port ") },
+	})
 }

@@ -2,20 +2,16 @@ package tests
 
 import (
 	"bytes"
-	"crypto/md5"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"juice/cmd/juice/jeos"
 	"juice/cmd/juice/launch"
 	"juice/vmm/bundle"
 )
@@ -164,155 +160,36 @@ func readBlkTrace(t *testing.T, path string) blkTrace {
 // the first VM's partition): each is refused with a message naming it,
 // and the JeOS guest runs regardless.
 func TestHostDiskGuestPowerCycle(t *testing.T) {
-	img := JeOS(t)
-	if img.Vmlinux == "" {
-		t.Skip("no vmlinux")
-	}
-	dir := t.TempDir()
-	image := filepath.Join(dir, "host.img")
-	const (
-		diskSize  = 64 << 20
-		partStart = 2048     // sectors
-		partLen   = 56 << 11 // sectors: 56 MiB
-		partOff   = partStart * 512
-		partEnd   = partOff + partLen*512
-		hello     = "juice-hostdisk-4711"
-	)
-	orig := make([]byte, diskSize)
-	p := orig[446:]
-	p[4] = 0x83
-	binary.LittleEndian.PutUint32(p[8:], partStart)
-	binary.LittleEndian.PutUint32(p[12:], partLen)
-	orig[510], orig[511] = 0x55, 0xAA
-	// Past the partition: a pattern that must stay.
-	for i := partEnd; i < diskSize; i += 512 {
-		copy(orig[i:], fmt.Sprintf("outside the partition, sector %d", i/512))
-	}
-	if err := os.WriteFile(image, orig, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	drive := func(trace string) []string {
-		return append(hostDiskArgs("hd0", image, 4, ",serial=juice-data"),
-			"-trace", "enable=virtio_blk_handle_read", "-trace", "enable=virtio_blk_handle_write",
-			"-trace", "enable=virtio_blk_req_complete", "-D", trace)
-	}
-	partDisk := &bundle.ManifestDevices{Disks: []bundle.ManifestDisk{{Host: "vda", Partition: new(1)}}}
-
-	// Boot 1: make, write, sync, power off.
-	write := "mkfs.ext4 -q /dev/vda && mount -t ext4 /dev/vda /mnt && " +
-		"dd if=/dev/urandom of=/mnt/data bs=4096 count=256 2>/dev/null && echo " + hello + " > /mnt/hello && " +
-		"echo HD-WRITTEN $(md5sum /mnt/data) && sync && umount /mnt && echo HD-SYNCED"
-	vm := jeosVM(img, img.Vmlinux, `console=ttyS0 jeos.exec="`+write+`" `+jeos.PoweroffArg)
-	vm.Devices = partDisk
 	refused := func(name string, d bundle.ManifestDisk) launch.VMSpec {
-		return launch.VMSpec{Name: name, Kernel: img.Vmlinux, Memory: "16M", Devices: &bundle.ManifestDevices{Disks: []bundle.ManifestDisk{d}}}
+		return launch.VMSpec{Name: name, Kernel: JeOS(t).Vmlinux, Memory: "16M", Devices: &bundle.ManifestDevices{Disks: []bundle.ManifestDisk{d}}}
 	}
-	trace1 := filepath.Join(dir, "trace1.log")
-	r := BootVMs(t, launch.Config{Mem: "512M", Timeout: 8 * time.Minute, ExtraArgs: drive(trace1)}, vm,
-		refused("ghost", bundle.ManifestDisk{Host: "vdz"}),
-		refused("nopart", bundle.ManifestDisk{Host: "vda", Partition: new(2)}),
-		refused("thief", bundle.ManifestDisk{Host: "vda", Offset: "32M", Size: "1M"}))
-	r.Expect(`hostdisk: vda 00:04.0 131072 sectors (64 MiB), block 512, write cache (flush), serial "juice-data"`)
-	r.ExpectNext("hostdisk: vda: MBR with 1 partition")
-	r.ExpectNext("hostdisk: vda1: sectors 2048-116735 (56 MiB), type 0x83")
-	r.Expect(VMEnd("jeos") + "disk 0 is vda partition 1: sectors 2048-116735 (56 MiB)")
-	r.Expect(VMEnd("ghost") + "disk 0: no host disk vdz (host disks: vda)")
-	r.Expect(VMEnd("nopart") + "disk 0: host disk vda has no partition 2 (its MBR has partitions 1)")
-	r.Expect(VMEnd("thief") + "disk 0 (vda bytes 0x2000000-0x20fffff) overlaps vm jeos's disk 0 (vda partition 1)")
-	r.Expect("[jeos] " + jeos.ReadyMarker)
-	line := r.ExpectNext("[jeos] HD-WRITTEN ")
-	m := hdMD5RE.FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("written: %q, want HD-WRITTEN <md5> /mnt/data", line)
-	}
-	written := m[2]
-	if written == zeroMD5 {
-		t.Fatalf("the file written is all zeros (%s): /dev/urandom gave nothing", written)
-	}
-	r.ExpectNext("[jeos] HD-SYNCED")
-	r.ExpectNext("[jeos] JEOS-EXEC status=0")
-	r.ExpectNext(VMEnd("jeos") + "exited with status 0")
-	r.ExpectExit(0)
-	for _, name := range []string{"ghost", "nopart", "thief"} {
-		for _, l := range r.Find(VMEnd(name)) {
-			if strings.Contains(l, "starting") {
-				t.Errorf("refused VM %s started: %q", name, l)
+	guestPowerCycle(t, powerCycle{
+		host: "vda", diskSize: 64 << 20, partLen: 56 << 11, hello: "juice-hostdisk-4711", fsck: true,
+		machine: func(boot int, image, trace string) launch.Config {
+			return launch.Config{Mem: "512M", Timeout: 8 * time.Minute, ExtraArgs: append(hostDiskArgs("hd0", image, 4, ",serial=juice-data"),
+				"-trace", "enable=virtio_blk_handle_read", "-trace", "enable=virtio_blk_handle_write",
+				"-trace", "enable=virtio_blk_req_complete", "-D", trace)}
+		},
+		others: []launch.VMSpec{
+			refused("ghost", bundle.ManifestDisk{Host: "vdz"}),
+			refused("nopart", bundle.ManifestDisk{Host: "vda", Partition: new(2)}),
+			refused("thief", bundle.ManifestDisk{Host: "vda", Offset: "32M", Size: "1M"}),
+		},
+		boot1: func(r *Run) {
+			r.Expect(`hostdisk: vda 00:04.0 131072 sectors (64 MiB), block 512, write cache (flush), serial "juice-data"`)
+			r.ExpectNext("hostdisk: vda: MBR with 1 partition")
+			r.ExpectNext("hostdisk: vda1: sectors 2048-116735 (56 MiB), type 0x83")
+			r.Expect(VMEnd("jeos") + "disk 0 is vda partition 1: sectors 2048-116735 (56 MiB)")
+			r.Expect(VMEnd("ghost") + "disk 0: no host disk vdz (host disks: vda)")
+			r.Expect(VMEnd("nopart") + "disk 0: host disk vda has no partition 2 (its MBR has partitions 1)")
+			r.Expect(VMEnd("thief") + "disk 0 (vda bytes 0x2000000-0x20fffff) overlaps vm jeos's disk 0 (vda partition 1)")
+		},
+		commands: func(t *testing.T, boot int, trace string) {
+			tr := readBlkTrace(t, trace)
+			t.Logf("boot %d: QEMU's drive served %d reads, %d writes, %d flushes", boot, tr.reads, tr.writes, tr.flushes())
+			if boot == 1 && (tr.writes == 0 || tr.flushes() < 1) {
+				t.Errorf("the guest's writes and flushes did not reach QEMU's drive: %+v", tr)
 			}
-		}
-	}
-	for _, l := range r.Find(VMEnd("jeos")) {
-		if strings.Contains(l, "heap allocations") || strings.Contains(l, "exits by reason") {
-			t.Logf("boot 1: %s", l)
-		}
-	}
-	tr := readBlkTrace(t, trace1)
-	t.Logf("boot 1: QEMU's drive served %d reads, %d writes, %d flushes", tr.reads, tr.writes, tr.flushes())
-	if tr.writes == 0 || tr.flushes() < 1 {
-		t.Errorf("the guest's writes and flushes did not reach QEMU's drive: %+v", tr)
-	}
-
-	// The machine is off: the image file holds the file system inside
-	// the partition, and nothing outside it changed.
-	got, err := os.ReadFile(image)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != diskSize {
-		t.Fatalf("the image is %d bytes", len(got))
-	}
-	if magic := binary.LittleEndian.Uint16(got[partOff+1080:]); magic != 0xEF53 {
-		t.Errorf("no ext4 superblock at the partition's offset: magic %#04x at byte %d", magic, partOff+1080)
-	}
-	if i := bytes.Index(got, []byte(hello+"\n")); i < partOff || i >= partEnd {
-		t.Errorf("the guest's text is at byte %d of the image, want inside the partition [%d, %d)", i, partOff, partEnd)
-	}
-	if !bytes.Equal(got[:partOff], orig[:partOff]) {
-		t.Error("the MBR or the gap before the partition changed")
-	}
-	if !bytes.Equal(got[partEnd:], orig[partEnd:]) {
-		t.Error("bytes past the partition changed")
-	}
-	// With e2fsprogs on the host, the file itself, read from the image.
-	if debugfs, err := exec.LookPath("debugfs"); err == nil {
-		part := filepath.Join(dir, "part.img")
-		out := filepath.Join(dir, "data.out")
-		if err := os.WriteFile(part, got[partOff:partEnd], 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if msg, err := exec.Command(debugfs, "-R", "dump /data "+out, part).CombinedOutput(); err != nil {
-			t.Errorf("debugfs: %v: %s", err, msg)
-		} else if data, err := os.ReadFile(out); err != nil {
-			t.Error(err)
-		} else if sum := md5.Sum(data); hex.EncodeToString(sum[:]) != written {
-			t.Errorf("the file in the image has MD5 %x, the guest wrote %s", sum, written)
-		}
-	} else {
-		t.Logf("no debugfs on this host: the file's bytes in the image are not checked")
-	}
-
-	// Boot 2: power on again from the same image.
-	read := "e2fsck -fn /dev/vda > /tmp/fsck.log 2>&1; echo HD-FSCK status=$?; " +
-		"mount -t ext4 -r /dev/vda /mnt && echo HD-READ $(md5sum /mnt/data) && echo HD-HELLO $(cat /mnt/hello) && umount /mnt"
-	vm = jeosVM(img, img.Vmlinux, `console=ttyS0 jeos.exec="`+read+`" `+jeos.PoweroffArg)
-	vm.Devices = partDisk
-	trace2 := filepath.Join(dir, "trace2.log")
-	r = BootVMs(t, launch.Config{Mem: "512M", Timeout: 8 * time.Minute, ExtraArgs: drive(trace2)}, vm)
-	r.Expect(VMEnd("jeos") + "disk 0 is vda partition 1: ")
-	r.Expect("[jeos] " + jeos.ReadyMarker)
-	r.ExpectNext("[jeos] HD-FSCK status=0")
-	line = r.ExpectNext("[jeos] HD-READ ")
-	if m := hdMD5RE.FindStringSubmatch(line); m == nil || m[2] != written {
-		t.Errorf("read back after the power cycle: %q, want MD5 %s (as written)", line, written)
-	}
-	r.ExpectNext("[jeos] HD-HELLO " + hello)
-	r.ExpectNext("[jeos] JEOS-EXEC status=0")
-	r.ExpectNext(VMEnd("jeos") + "exited with status 0")
-	r.ExpectExit(0)
-	tr = readBlkTrace(t, trace2)
-	t.Logf("boot 2: QEMU's drive served %d reads, %d writes, %d flushes; file MD5 %s written, read back after the power cycle", tr.reads, tr.writes, tr.flushes(), written)
-	for _, l := range r.Texts() {
-		if strings.Contains(l, "EXT4-fs error") || strings.Contains(l, "I/O error") {
-			t.Errorf("the guest kernel reported an error: %q", l)
-		}
-	}
+		},
+	})
 }
