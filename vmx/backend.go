@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"juice/cpu"
 	"juice/mm"
@@ -20,16 +21,29 @@ var (
 // field is the instruction itself (instr_amd64.s), called directly through
 // the variable; tests replace them with a fake CPU that keeps VMCSs in
 // maps. Nothing else in the backend touches VMX state.
+//
+// irqOff and irqRestore bracket every use of the current VMCS (see
+// irqOff); the fake CPU checks that they do.
 var hw = struct {
-	vmxon   func(pa uint64) Status
-	vmclear func(pa uint64) Status
-	vmptrld func(pa uint64) Status
-	vmread  func(enc uint64) (uint64, Status)
-	vmwrite func(enc, v uint64) Status
-	invept  func(typ uint64, desc *[2]uint64) Status
-	invvpid func(typ uint64, desc *[2]uint64) Status
-	vmenter func(regs *vmm.Regs, launched bool, guestFX, hostFX *[512]byte, cr2 *uint64) Status
-}{vmxon, vmclear, vmptrld, vmread, vmwrite, invept, invvpid, vmenter}
+	vmxon      func(pa uint64) Status
+	vmclear    func(pa uint64) Status
+	vmptrld    func(pa uint64) Status
+	vmptrst    func() (uint64, Status)
+	vmread     func(enc uint64) (uint64, Status)
+	vmwrite    func(enc, v uint64) Status
+	invept     func(typ uint64, desc *[2]uint64) Status
+	invvpid    func(typ uint64, desc *[2]uint64) Status
+	vmenter    func(regs *vmm.Regs, launched bool, guestFX, hostFX *[512]byte, cr2 *uint64) Status
+	irqOff     func() uint64
+	irqRestore func(flags uint64)
+}{vmxon, vmclear, vmptrld, vmptrst, vmread, vmwrite, invept, invvpid, vmenter, irqOff, irqRestore}
+
+// MaxCPUs bounds the host CPU numbers the backend keeps state for (VMX
+// operation, the current VMCS).
+const MaxCPUs = 64
+
+// noVMCS is what VMPTRST stores when the CPU has no current VMCS.
+const noVMCS = ^uint64(0)
 
 // ErrClosed is Run's error on a closed vCPU.
 var ErrClosed = errors.New("vmx: vCPU is closed")
@@ -69,15 +83,26 @@ const (
 )
 
 // Backend is juice's Intel VT-x backend: a vmm.Backend for CPUs with VMX,
-// EPT and the TPR shadow. Build it with New, call Enable once on every CPU
-// that will run guests, then create vCPUs with NewVCPU.
+// EPT and the TPR shadow. Build it with New, set CPU (and OnCPU) on a
+// machine with several CPUs, call Enable once on every CPU that will run
+// guests, then create vCPUs with NewVCPU.
 //
-// The backend assumes what juice's kernel provides today: one CPU (the
-// VMCS current on it is tracked in the Backend), and vCPU goroutines that
-// the Go scheduler switches only at function calls (GOMAXPROCS 1,
-// asynchronous preemption off). Every VMREAD and VMWRITE is preceded, in
-// the same nosplit function, by a VMPTRLD of the vCPU's VMCS when another
-// one is current, so vCPUs of different VMs interleave safely.
+// The life of a VMCS (SDM Vol. 3C 25.1 and 25.11.1): NewVCPU fills it on
+// whichever CPU builds the VM (that CPU must be in VMX operation) and
+// VMCLEARs it there before returning, so that it is active nowhere. The
+// vCPU's first Run (or GetSRegs, RequestInterruptWindow) binds it to the
+// host CPU it runs on: there the VMCS is made current, the host-state
+// fields are rewritten from that CPU (each CPU has its own GDT, TSS, IDT
+// and GS base), the EPT's and the VPID's cached translations are flushed,
+// and the first entry is a VMLAUNCH. From then on the vCPU runs on that
+// CPU only: a Run anywhere else fails with a *WrongCPUError and touches
+// nothing. Close VMCLEARs the VMCS on its CPU (through OnCPU).
+//
+// The VMCS current on each CPU is tracked in the Backend, one entry per
+// CPU. Every VMREAD, VMWRITE and guest entry runs with interrupts off
+// (irqOff) in one nosplit function that first VMPTRLDs the vCPU's VMCS
+// when another one is current there, so vCPU threads that share a CPU
+// (and a builder thread between them) interleave safely.
 type Backend struct {
 	// Caps are the CPU's VMX capabilities (from Decode); MSRs the raw
 	// capability MSRs they came from.
@@ -100,22 +125,57 @@ type Backend struct {
 	SGDT, SIDT         func(p *[10]byte)
 	ReadHost64         func(addr uint64) uint64
 
+	// CPU returns the number (0 to MaxCPUs-1) of the host CPU the caller
+	// runs on: juice's kernel.CPU. Nil: there is one CPU, number 0.
+	CPU func() int
+	// OnCPU runs f on a thread bound to host CPU n and returns when f
+	// has returned; Close uses it to VMCLEAR a VMCS on the CPU where it
+	// is active. Nil: Close runs f itself when it runs on n (one CPU).
+	OnCPU func(n int, f func()) error
+
 	host *vmm.Host
 
 	inveptSingle, inveptAll   bool
 	invvpidSingle, invvpidAll bool
 	zeroLenInjection          bool
 
-	mu      sync.Mutex // guards the fields below
-	vpids   vpidAllocator
-	vms     map[*vmm.VM]*vmState
-	enabled bool
-	vmxon   []uint64 // VMXON regions, one per Enable
+	mu    sync.Mutex // guards the fields below
+	vpids vpidAllocator
+	vms   map[*vmm.VM]*vmState
+	vmxon [MaxCPUs]uint64 // VMXON regions, one per CPU in VMX operation
 
-	// current is the host-physical address of the VMCS current on the
-	// CPU (0: none known). Read and written on the exit path without mu:
-	// see the type's documentation.
-	current uint64
+	// enabled has bit n set once Enable succeeded on CPU n.
+	enabled atomic.Uint64
+
+	// current[n] is the host-physical address of the VMCS current on CPU
+	// n (0: none, or not known). Read and written without mu, with
+	// interrupts off, on CPU n only.
+	current [MaxCPUs]uint64
+}
+
+// cpuNow is the number of the CPU the caller runs on (0 without b.CPU).
+func (b *Backend) cpuNow() int {
+	if b.CPU == nil {
+		return 0
+	}
+	return b.CPU()
+}
+
+// EnabledOn reports whether Enable succeeded on CPU n.
+func (b *Backend) EnabledOn(n int) bool {
+	return n >= 0 && n < MaxCPUs && b.enabled.Load()&(1<<uint(n)) != 0
+}
+
+// WrongCPUError is Run's error for a vCPU entered on a host CPU other than
+// the one its VMCS is bound to (a VMCS may only move after a VMCLEAR on
+// its CPU, which juice does not do for a running vCPU). Run touches
+// nothing when it returns it.
+type WrongCPUError struct {
+	Bound, On int
+}
+
+func (e *WrongCPUError) Error() string {
+	return fmt.Sprintf("vmx: vCPU bound to host cpu %d entered on cpu %d (a VMCS cannot move between CPUs while it is active)", e.Bound, e.On)
 }
 
 // New returns a VT-x backend for a CPU with capabilities caps whose
@@ -202,11 +262,20 @@ func (b *Backend) Name() string { return "vmx" }
 // the CR0 bits VMX requires that are safe to set (NE), sets CR4.VMXE,
 // checks both against the IA32_VMX_CR{0,4}_FIXED MSRs, and executes
 // VMXON on a fresh VMXON region (a host page, kept for the CPU's
-// lifetime). The kernel calls it once on every CPU that will run guests,
-// before that CPU's first NewVCPU.
+// lifetime). The kernel calls it once on every CPU that will run guests
+// (on a thread bound there: b.CPU names the CPU), before that CPU's first
+// NewVCPU. When VMXON fails, CR4.VMXE is put back, so that CR4.VMXE says
+// whether a CPU is in VMX operation.
 func (b *Backend) Enable() error {
 	if b.RDMSR == nil || b.WRMSR == nil || b.ReadCR0 == nil || b.WriteCR0 == nil || b.ReadCR4 == nil || b.WriteCR4 == nil {
 		return errors.New("vmx: Enable needs the MSR and control-register hooks")
+	}
+	n := b.cpuNow()
+	switch {
+	case n < 0 || n >= MaxCPUs:
+		return fmt.Errorf("vmx: cpu %d is beyond the %d CPUs the backend keeps state for", n, MaxCPUs)
+	case b.EnabledOn(n):
+		return fmt.Errorf("vmx: VMX is already on on cpu %d", n)
 	}
 	fc := b.RDMSR(MSRFeatureControl)
 	switch {
@@ -239,19 +308,25 @@ func (b *Backend) Enable() error {
 	}
 	_, pa, ok := b.host.AllocPages(1)
 	if !ok {
+		if want != cr4 {
+			b.WriteCR4(cr4)
+		}
 		return errors.New("vmx: no memory for the VMXON region")
 	}
 	b.host.Mem.Store32(pa, b.Caps.VMCSRevision&vmcsRevisionOK)
 	if st := hw.vmxon(pa); st != Succeeded {
 		b.host.FreePages(pa, 1)
+		if want != cr4 {
+			b.WriteCR4(cr4)
+		}
 		if st == FailValid {
 			return errors.New("vmx: VMXON failed: the CPU is already in VMX operation")
 		}
 		return errors.New("vmx: VMXON failed (VMfailInvalid: a bad VMXON region, or the CPU is already in VMX operation)")
 	}
 	b.mu.Lock()
-	b.enabled = true
-	b.vmxon = append(b.vmxon, pa)
+	b.vmxon[n] = pa
+	b.enabled.Or(1 << uint(n))
 	b.mu.Unlock()
 	return nil
 }
@@ -397,6 +472,14 @@ type VCPU struct {
 	launched bool
 	closed   bool
 
+	// cpu is the host CPU the VMCS is bound to (active there), -1 until
+	// the vCPU's first Run (bind).
+	cpu   int
+	wrong WrongCPUError // Run's error on another CPU (no allocation)
+	// staged holds NewVCPU's VMWRITEs until commit writes them all at
+	// once (nil afterwards).
+	staged []stagedWrite
+
 	// The first failed VMX instruction since the last report (Run
 	// reports it as ExitInvalid).
 	bad struct {
@@ -412,15 +495,27 @@ const (
 	badRead = iota
 	badWrite
 	badLoad
+	badClear
 )
 
-// NewVCPU creates vCPU v of vm: a VMCS (cleared and made current) with
-// EPT over vm.Mem and the I/O and MSR bitmaps (both shared by the VM's
+// stagedWrite is one VMWRITE NewVCPU stages for commit.
+type stagedWrite struct {
+	enc Encoding
+	v   uint64
+}
+
+// maxStaged is room for every field setup writes.
+const maxStaged = 160
+
+// NewVCPU creates vCPU v of vm: a VMCS (filled, then VMCLEARed, so that
+// it is active on no CPU until the vCPU's first Run binds it) with EPT
+// over vm.Mem and the I/O and MSR bitmaps (both shared by the VM's
 // vCPUs, intercepting every port and MSR), its own VPID when the CPU has
 // VPIDs, a virtual-APIC page for the TPR shadow, the host state of the
-// calling CPU and the guest state of v.SRegs, v.Regs and (when
-// v.MSRDirty) v.MSR, which must pass CheckGuestState. Enable must have
-// run on this CPU.
+// calling CPU (rewritten from the vCPU's own CPU at its first Run) and
+// the guest state of v.SRegs, v.Regs and (when v.MSRDirty) v.MSR, which
+// must pass CheckGuestState. Enable must have run on this CPU; the CPU's
+// current VMCS is the same afterwards as before.
 //
 // Exits, and why: host interrupts and NMIs (the host's); HLT, MWAIT,
 // MONITOR, CPUID, VMCALL, every port and MSR, XSETBV, INVD, GETSEC and
@@ -444,7 +539,7 @@ func (b *Backend) NewVCPU(vm *vmm.VM, v *vmm.VCPU) (vmm.VCPUBackend, error) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.enabled {
+	if b.enabled.Load() == 0 {
 		return nil, errors.New("vmx: NewVCPU before Enable")
 	}
 	hs, err := b.readHostState()
@@ -482,12 +577,15 @@ func (b *Backend) NewVCPU(vm *vmm.VM, v *vmm.VCPU) (vmm.VCPUBackend, error) {
 		proc:    b.Controls.Proc,
 		cr0Mask: b.Controls.CR0Mask(),
 		cr4Mask: b.Controls.CR4Mask(),
+		cpu:     -1,
+		staged:  make([]stagedWrite, 0, maxStaged),
 	}
-	if err := c.setup(v, &hs); err != nil {
-		hw.vmclear(c.vmcsPA)
-		if b.current == c.vmcsPA {
-			b.current = 0
-		}
+	err = c.setup(v, &hs)
+	if err == nil {
+		err = c.commit()
+	}
+	c.staged = nil
+	if err != nil {
 		b.vpids.free(vpid)
 		st.host.FreePages(pa, vcpuPages)
 		b.releaseVM(vm, st)
@@ -496,26 +594,18 @@ func (b *Backend) NewVCPU(vm *vmm.VM, v *vmm.VCPU) (vmm.VCPUBackend, error) {
 	return c, nil
 }
 
-// setup initialises the VMCS: revision, VMCLEAR, VMPTRLD, then every
-// field; and flushes the EPT's and the VPID's cached translations, which
-// may be an earlier owner's.
+// setup stages every field of the new VMCS (c.staged: commit writes
+// them) and fills the MSR lists and x87/SSE areas.
 func (c *VCPU) setup(v *vmm.VCPU, hs *hostState) error {
 	b, ctl := c.b, &c.b.Controls
 	c.host.Mem.Store32(c.vmcsPA, b.Caps.VMCSRevision&vmcsRevisionOK)
-	if st := hw.vmclear(c.vmcsPA); st != Succeeded {
-		return fmt.Errorf("vmx: VMCLEAR of a new VMCS failed (status %d)", st)
-	}
-	if !c.load() {
-		return fmt.Errorf("vmx: VMPTRLD of a new VMCS failed (status %d; VMCS revision %#x)", c.bad.stat, b.Caps.VMCSRevision)
-	}
 
 	// x87/SSE reset state and the MSR lists.
 	binaryPut16(c.guestFX[fxFCW:], initFCW)
 	binaryPut32(c.guestFX[fxMXCSR:], initMXCSR)
-	host := [len(listMSRs)]uint64{hs.kernelGSBase, hs.star, hs.lstar, hs.cstar, hs.sfmask}
 	for i, msr := range listMSRs {
 		putMSREntry(c.misc[guestMSRs+i*msrEntry:], msr, 0)
-		putMSREntry(c.misc[hostMSRs+i*msrEntry:], msr, host[i])
+		putMSREntry(c.misc[hostMSRs+i*msrEntry:], msr, 0)
 	}
 	miscPA := c.pages + pageMisc*mm.PageSize
 
@@ -553,8 +643,45 @@ func (c *VCPU) setup(v *vmm.VCPU, hs *hostState) error {
 	c.write(EntryExceptionError, 0)
 	c.write(EntryInstrLen, 0)
 
-	// Host state. HOST_RSP, HOST_RIP and HOST_FS_BASE are rewritten by
-	// vmenter at every entry.
+	c.writeHostState(hs)
+
+	// Guest state.
+	c.write(GuestActivityState, ActivityActive)
+	c.write(GuestInterruptibility, 0)
+	c.write(GuestPendingDebugExcept, 0)
+	c.write(GuestDR7, defaultDR7)
+	c.write(GuestIA32DebugCtl, 0)
+	c.write(GuestIA32PAT, DefaultPAT)
+	c.write(GuestIA32SysenterCS, 0)
+	c.write(GuestIA32SysenterESP, 0)
+	c.write(GuestIA32SysenterEIP, 0)
+	c.loadSRegs(v)
+	v.SRegsDirty = false
+	if v.MSRDirty { // else the reset values above stand
+		c.loadMSRs(&v.MSR)
+		v.MSRDirty = false
+	}
+	c.write(GuestRIP, v.Regs.RIP)
+	c.write(GuestRSP, v.Regs.RSP)
+	c.write(GuestRFLAGS, v.Regs.RFLAGS|rflagsFixed1)
+	c.exitRIP = v.Regs.RIP
+	if len(c.staged) > maxStaged {
+		return fmt.Errorf("vmx: setup staged %d VMCS fields, more than the %d planned", len(c.staged), maxStaged)
+	}
+	return nil
+}
+
+// writeHostState writes the host-state area (and the host's MSR-load
+// list) from hs: what a VM exit loads into the CPU. GS base, TR base,
+// GDTR, IDTR (and, for all juice knows, the control registers and MSRs)
+// are the CPU's own, so bind rewrites them on the vCPU's CPU. HOST_RSP,
+// HOST_RIP and HOST_FS_BASE are rewritten by vmenter at every entry.
+func (c *VCPU) writeHostState(hs *hostState) {
+	ctl := &c.b.Controls
+	host := [len(listMSRs)]uint64{hs.kernelGSBase, hs.star, hs.lstar, hs.cstar, hs.sfmask}
+	for i, msr := range listMSRs {
+		putMSREntry(c.misc[hostMSRs+i*msrEntry:], msr, host[i])
+	}
 	c.write(HostCR0, hs.cr0)
 	c.write(HostCR3, hs.cr3)
 	c.write(HostCR4, hs.cr4)
@@ -579,32 +706,98 @@ func (c *VCPU) setup(v *vmm.VCPU, hs *hostState) error {
 	c.write(HostIA32SysenterCS, 0)
 	c.write(HostIA32SysenterESP, 0)
 	c.write(HostIA32SysenterEIP, 0)
+}
 
-	// Guest state.
-	c.write(GuestActivityState, ActivityActive)
-	c.write(GuestInterruptibility, 0)
-	c.write(GuestPendingDebugExcept, 0)
-	c.write(GuestDR7, defaultDR7)
-	c.write(GuestIA32DebugCtl, 0)
-	c.write(GuestIA32PAT, DefaultPAT)
-	c.write(GuestIA32SysenterCS, 0)
-	c.write(GuestIA32SysenterESP, 0)
-	c.write(GuestIA32SysenterEIP, 0)
-	c.loadSRegs(v)
-	v.SRegsDirty = false
-	if v.MSRDirty { // else the reset values above stand
-		c.loadMSRs(&v.MSR)
-		v.MSRDirty = false
+// commit writes the staged fields into the new VMCS on the calling CPU,
+// all with interrupts off: VMCLEAR (launch state clear, the revision in
+// place), VMPTRLD, the VMWRITEs, VMCLEAR again (so that the VMCS is
+// active nowhere and any CPU may VMPTRLD it), then the VMCS that was
+// current on this CPU before is made current again, so that the Backend's
+// record of it stays true without knowing which CPU this is.
+func (c *VCPU) commit() error {
+	if !c.commitStaged() {
+		if c.bad.op == badLoad {
+			err := fmt.Errorf("vmx: VMPTRLD of a new VMCS failed (status %d; VMCS revision %#x)", c.bad.stat, c.b.Caps.VMCSRevision)
+			c.bad.set = false
+			return err
+		}
+		err := c.badError()
+		c.bad.set = false
+		return err
 	}
-	c.write(GuestRIP, v.Regs.RIP)
-	c.write(GuestRSP, v.Regs.RSP)
-	c.write(GuestRFLAGS, v.Regs.RFLAGS|rflagsFixed1)
-	c.exitRIP = v.Regs.RIP
+	return nil
+}
 
-	// The EPT's frames and the VPID may have served an earlier VM.
+// commitStaged is commit's part with interrupts off; false when the CPU
+// is not in VMX operation or an instruction failed (c.bad says which).
+//
+//go:nosplit
+func (c *VCPU) commitStaged() bool {
+	f := hw.irqOff()
+	if c.b.ReadCR4()&CR4VMXE == 0 {
+		hw.irqRestore(f)
+		c.failed(badClear, 0, FailInvalid)
+		c.bad.enc = notInVMX
+		return false
+	}
+	prev, pst := hw.vmptrst()
+	ok := true
+	if st := hw.vmclear(c.vmcsPA); st != Succeeded {
+		c.failed(badClear, 0, st)
+		ok = false
+	} else if st := hw.vmptrld(c.vmcsPA); st != Succeeded {
+		c.failed(badLoad, 0, st)
+		ok = false
+	} else {
+		for i := range c.staged {
+			w := &c.staged[i]
+			if st := hw.vmwrite(uint64(w.enc), w.v); st != Succeeded {
+				c.failed(badWrite, w.enc, st)
+				ok = false
+				break
+			}
+		}
+	}
+	hw.vmclear(c.vmcsPA)
+	if pst == Succeeded && prev != noVMCS && prev != c.vmcsPA {
+		hw.vmptrld(prev)
+	}
+	hw.irqRestore(f)
+	return ok
+}
+
+// notInVMX marks a commit refused on a CPU outside VMX operation (in
+// c.bad.enc with badClear).
+const notInVMX Encoding = 1
+
+// bind runs before the vCPU's first use of its VMCS on the CPU it runs
+// on (its thread is bound there: vmm.Config.VCPUThread): it makes that
+// the VMCS's CPU, rewrites the host state from it and flushes the EPT's
+// and the VPID's cached translations there, which may be an earlier
+// owner's (the EPT never changes after NewVCPU, so one flush per CPU
+// that runs the VM's vCPUs covers it). Later calls check that the vCPU is
+// still on its CPU. It allocates only when it fails on the first call.
+func (c *VCPU) bind() error {
+	n := c.b.cpuNow()
+	if c.cpu >= 0 {
+		if n != c.cpu {
+			c.wrong = WrongCPUError{Bound: c.cpu, On: n}
+			return &c.wrong
+		}
+		return nil
+	}
+	if !c.b.EnabledOn(n) {
+		return fmt.Errorf("vmx: vCPU first entered on cpu %d, which is not in VMX operation", n)
+	}
+	c.cpu = n
+	hs, err := c.b.readHostState()
+	if err != nil {
+		return err
+	}
+	c.writeHostState(&hs)
 	c.desc = [2]uint64{c.st.ept.EPTP(), 0}
 	typ := uint64(inveptAll)
-	if b.inveptSingle {
+	if c.b.inveptSingle {
 		typ = inveptSingle
 	}
 	if st := hw.invept(typ, &c.desc); st != Succeeded {
@@ -612,7 +805,9 @@ func (c *VCPU) setup(v *vmm.VCPU, hs *hostState) error {
 	}
 	c.flushVPID()
 	if c.bad.set {
-		return c.badError()
+		err := c.badError()
+		c.bad.set = false
+		return err
 	}
 	return nil
 }
@@ -625,6 +820,11 @@ func (c *VCPU) badError() error {
 		op = "VMWRITE"
 	case badLoad:
 		return fmt.Errorf("vmx: VMPTRLD of the VMCS at %#x failed (status %d)", c.vmcsPA, c.bad.stat)
+	case badClear:
+		if c.bad.enc == notInVMX {
+			return errors.New("vmx: the CPU building the vCPU is not in VMX operation (Enable did not run there)")
+		}
+		return fmt.Errorf("vmx: VMCLEAR of the VMCS at %#x failed (status %d)", c.vmcsPA, c.bad.stat)
 	}
 	return fmt.Errorf("vmx: %s of %s (%#x) failed (status %d)", op, c.bad.enc.Name(), uint32(c.bad.enc), c.bad.stat)
 }
@@ -669,26 +869,55 @@ func binaryGet64(b []byte) uint64 {
 		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
 }
 
-// Close clears the VMCS (VMCLEAR: the CPU writes back and forgets it),
-// frees its pages and VPID, and the VM's EPT and bitmaps with its last
-// vCPU. Further calls do nothing; Run then returns ErrClosed.
+// Close clears the VMCS on the CPU where it is active (VMCLEAR there,
+// through b.OnCPU: the CPU writes it back and forgets it; a VMCS that
+// never ran is active nowhere), frees its pages and VPID, and the VM's EPT
+// and bitmaps with its last vCPU. A VMCS that cannot be cleared where it
+// is active (no OnCPU, or OnCPU failed) keeps its pages for good: its CPU
+// may still write it back. Further calls do nothing; Run then returns
+// ErrClosed. The vCPU must not be running.
 func (c *VCPU) Close() {
 	if c.closed {
 		return
 	}
 	c.closed = true
 	b := c.b
+	cleared := c.cpu < 0
+	if !cleared {
+		switch {
+		case b.OnCPU != nil:
+			cleared = b.OnCPU(c.cpu, c.clearHere) == nil
+		case b.cpuNow() == c.cpu:
+			c.clearHere()
+			cleared = true
+		}
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	hw.vmclear(c.vmcsPA)
-	if b.current == c.vmcsPA {
-		b.current = 0
-	}
 	b.vpids.free(c.vpid)
-	c.host.FreePages(c.pages, vcpuPages)
+	if cleared {
+		c.host.FreePages(c.pages, vcpuPages)
+	}
 	b.releaseVM(c.vm, c.st)
 	c.vapic, c.misc, c.guestFX, c.hostFX = nil, nil, nil, nil
 }
+
+// clearHere VMCLEARs the VMCS on the calling CPU, which must be c.cpu,
+// and forgets it as that CPU's current one.
+//
+//go:nosplit
+func (c *VCPU) clearHere() {
+	f := hw.irqOff()
+	hw.vmclear(c.vmcsPA)
+	if n := c.cpu; n >= 0 && n < MaxCPUs && c.b.current[n] == c.vmcsPA {
+		c.b.current[n] = 0
+	}
+	hw.irqRestore(f)
+}
+
+// CPU returns the host CPU the vCPU is bound to (-1 before its first
+// Run).
+func (c *VCPU) CPU() int { return c.cpu }
 
 // VMCSAddr returns the VMCS's host-physical address.
 func (c *VCPU) VMCSAddr() uint64 { return c.vmcsPA }

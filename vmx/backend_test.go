@@ -162,8 +162,10 @@ func TestNewVCPUSetsUpTheVMCS(t *testing.T) {
 	if rev, _ := e.host.Mem.Load32(pa); rev != e.b.Caps.VMCSRevision || pa&0xfff != 0 {
 		t.Errorf("VMCS at %#x has revision %#x", pa, rev)
 	}
-	if f.lastClear != pa || f.cur != vmcs || e.b.current != pa {
-		t.Error("the new VMCS was not cleared and made current")
+	// Filled, then cleared: active on no CPU until its first Run, and the
+	// CPU has no current VMCS, as before.
+	if f.lastClear != pa || vmcs.active != -1 || vmcs.launched || f.cur != nil || e.b.current[0] != 0 || c.CPU() != -1 {
+		t.Error("the new VMCS was not cleared after setup, or stayed current")
 	}
 	fld := func(enc Encoding) uint64 {
 		if !vmcs.written[enc] {
@@ -230,8 +232,7 @@ func TestNewVCPUSetsUpTheVMCS(t *testing.T) {
 		{"guest DR7 DEBUGCTL", fld(GuestDR7) == 0x400 && fld(GuestIA32DebugCtl) == 0},
 		{"active, nothing blocked", fld(GuestActivityState) == 0 && fld(GuestInterruptibility) == 0 && fld(GuestPendingDebugExcept) == 0},
 		{"SRegsDirty, MSRDirty cleared", !v.SRegsDirty && !v.MSRDirty},
-		{"INVEPT of the new EPTP", f.lastINVEPT == [3]uint64{inveptSingle, c.EPT().EPTP(), 0}},
-		{"INVVPID of the new VPID", f.lastINVVPI == [3]uint64{invvpidSingle, uint64(c.VPID()), 0}},
+		{"no flush before the vCPU has a CPU", f.invepts == 0 && f.invvpids == 0},
 	} {
 		if !c.ok {
 			t.Errorf("VMCS: %s wrong", c.name)
@@ -346,7 +347,7 @@ func TestNewVCPURefusesBadState(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "VMWRITE of host TR base") {
 		t.Errorf("NewVCPU with a failing VMWRITE = %v", err)
 	}
-	if e.host.Frames.FreeCount() != e.free-16 || e.b.current != 0 {
+	if e.host.Frames.FreeCount() != e.free-16 || e.b.current[0] != 0 || e.f.cur != nil {
 		t.Error("a failed vCPU kept frames or its VMCS current")
 	}
 }
@@ -776,6 +777,9 @@ func TestEntryFailures(t *testing.T) {
 
 func TestExplainControls(t *testing.T) {
 	e := newEnv(t, bochsMSRs(), goodProt())
+	if err := e.c.bind(); err != nil { // as the first Run would
+		t.Fatal(err)
+	}
 	var out vmm.Exit
 	e.setField(e.c, Proc2Controls, e.field(e.c, Proc2Controls)|1<<22)
 	if !e.c.explainControls(&out) {
@@ -871,10 +875,10 @@ func TestVMCSSwitching(t *testing.T) {
 		t.Error("vCPU 1's accesses went to vCPU 2's VMCS")
 	}
 	c1.Close()
-	if e.b.current != c2.VMCSAddr() {
+	if e.b.current[0] != c2.VMCSAddr() {
 		// Closing vCPU 1 cleared its VMCS, which was current.
-		if e.b.current != 0 {
-			t.Errorf("current = %#x", e.b.current)
+		if e.b.current[0] != 0 {
+			t.Errorf("current = %#x", e.b.current[0])
 		}
 	}
 	c2.Run(v2)

@@ -6,10 +6,15 @@
 //
 //   - backend.go: New/NewWithMSRs, Enable (IA32_FEATURE_CONTROL, CR0/CR4
 //     fixed bits, VMXON; once per CPU), NewVCPU (VMCS, EPT, VPID, bitmaps,
-//     MSR lists, host and guest state) and Close;
-//   - run.go: the exit path (Run, which allocates nothing): VMCS switching
-//     between vCPUs, event injection and requeueing, CR0/CR4 write
-//     emulation, readable entry failures, the interrupt window;
+//     MSR lists, host and guest state, written on the building CPU and
+//     VMCLEARed there), bind (a vCPU's VMCS tied to the CPU of its first
+//     Run: that CPU's host state, EPT and VPID flushes there) and Close
+//     (VMCLEAR on the VMCS's CPU, through Backend.OnCPU);
+//   - run.go: the exit path (Run, which allocates nothing): the VMCS
+//     current on each CPU, switched between vCPUs with interrupts off,
+//     entries refused off the vCPU's CPU, event injection and requeueing,
+//     CR0/CR4 write emulation, readable entry failures, the interrupt
+//     window;
 //   - host.go, host_amd64.s: the host-state area (SGDT, SIDT, the TSS
 //     descriptor's base);
 //   - instr.go, instr_amd64.s: the VMX instructions as BYTE sequences and

@@ -7,11 +7,16 @@ import (
 	"juice/vmm"
 )
 
-// A fake VT-x CPU for the backend's tests: VMCSs are arrays indexed by
-// field encoding, kept per VMCS address; VMPTRLD, VMCLEAR, the launch
-// state and VMREAD/VMWRITE's checks behave as the SDM says; VMLAUNCH and
-// VMRESUME record what the guest was handed and let the test write an
-// exit. Nothing on the Run path allocates.
+// A fake VT-x machine for the backend's tests: one or more logical CPUs,
+// each with its own VMX operation and current VMCS; the test says which
+// one the backend runs on (on, switchTo). VMCSs are arrays indexed by
+// field encoding, kept per VMCS address; VMPTRLD, VMCLEAR, VMPTRST, the
+// launch state and VMREAD/VMWRITE's checks behave as the SDM says, and a
+// VMCS active on one CPU may be neither loaded nor cleared on another
+// (the test fails). Every use of the current VMCS must happen with
+// "interrupts off" (hw.irqOff). VMLAUNCH and VMRESUME record what the
+// guest was handed and let the test write an exit. Nothing on the Run path
+// allocates.
 
 // fakeVMCSPage is one VMCS.
 type fakeVMCSPage struct {
@@ -19,6 +24,15 @@ type fakeVMCSPage struct {
 	vals     [0x8000]uint64
 	written  [0x8000]bool
 	launched bool
+	active   int // the CPU it is active on (VMPTRLD), -1: clear
+}
+
+// fakeLP is one logical CPU's VMX state while the backend runs on
+// another.
+type fakeLP struct {
+	vmxonPA uint64
+	cur     *fakeVMCSPage
+	irqOff  bool
 }
 
 // entry is what the fake saw at one VM entry.
@@ -37,13 +51,21 @@ type fakeCPU struct {
 	host     *vmm.Host
 	revision uint32
 	vmcss    map[uint64]*fakeVMCSPage
-	cur      *fakeVMCSPage
-	vmxonPA  uint64
+	// The state of the CPU the backend runs on (on); the others' are in
+	// cpus.
+	cur     *fakeVMCSPage
+	vmxonPA uint64
+	irqOff  bool
+	on      int
+	cpus    []fakeLP
+	irqOffs int // irqOff calls
 
 	// Counters and the last operands.
 	ptrlds, clears, enters int
 	lastClear              uint64
+	lastClearOn            int // the CPU of the last VMCLEAR
 	invepts, invvpids      int
+	inveptOn, invvpidOn    [8]int    // INVEPTs and INVVPIDs per CPU
 	lastINVEPT, lastINVVPI [3]uint64 // type, desc[0], desc[1]
 	seen                   [64]entry // the last entries, ring
 	// failWrite makes VMWRITE of this field fail when failing is set.
@@ -56,7 +78,60 @@ type fakeCPU struct {
 }
 
 func newFakeCPU(t testing.TB, host *vmm.Host, revision uint32) *fakeCPU {
-	return &fakeCPU{t: t, host: host, revision: revision, vmcss: map[uint64]*fakeVMCSPage{}}
+	return &fakeCPU{t: t, host: host, revision: revision, vmcss: map[uint64]*fakeVMCSPage{}, cpus: make([]fakeLP, 1)}
+}
+
+// setCPUs gives the machine n logical CPUs.
+func (f *fakeCPU) setCPUs(n int) {
+	for len(f.cpus) < n {
+		f.cpus = append(f.cpus, fakeLP{})
+	}
+}
+
+// cpu is the number of the CPU the backend runs on (Backend.CPU).
+func (f *fakeCPU) cpu() int { return f.on }
+
+// switchTo moves the backend's thread to CPU n (the kernel's scheduler
+// would, between two of the backend's calls).
+func (f *fakeCPU) switchTo(n int) {
+	if n < 0 || n >= len(f.cpus) {
+		f.t.Fatalf("no cpu %d", n)
+	}
+	if f.irqOff {
+		f.t.Fatal("thread moved to another CPU with interrupts off")
+	}
+	f.cpus[f.on] = fakeLP{vmxonPA: f.vmxonPA, cur: f.cur}
+	f.on = n
+	f.vmxonPA, f.cur = f.cpus[n].vmxonPA, f.cpus[n].cur
+}
+
+// onCPU is Backend.OnCPU: f runs "on a thread bound to" CPU n.
+func (f *fakeCPU) onCPU(n int, fn func()) error {
+	saved := f.on
+	f.switchTo(n)
+	fn()
+	f.switchTo(saved)
+	return nil
+}
+
+// currentOn is the VMCS current on CPU n (0: none).
+func (f *fakeCPU) currentOn(n int) uint64 {
+	cur := f.cpus[n].cur
+	if n == f.on {
+		cur = f.cur
+	}
+	if cur == nil {
+		return 0
+	}
+	return cur.pa
+}
+
+// needIRQOff fails the test when the current VMCS is used with
+// interrupts on.
+func (f *fakeCPU) needIRQOff(op string) {
+	if !f.irqOff {
+		f.t.Errorf("%s with interrupts on: another thread on the CPU could change the current VMCS", op)
+	}
 }
 
 // install makes f the CPU the backend runs on until the test ends.
@@ -65,6 +140,9 @@ func (f *fakeCPU) install(t testing.TB) {
 	hw.vmxon = f.vmxon
 	hw.vmclear = f.vmclear
 	hw.vmptrld = f.vmptrld
+	hw.vmptrst = f.vmptrst
+	hw.irqOff = f.irqOffFn
+	hw.irqRestore = f.irqRestoreFn
 	hw.vmread = f.vmread
 	hw.vmwrite = f.vmwrite
 	hw.invept = f.invept
@@ -89,12 +167,16 @@ func (f *fakeCPU) vmclear(pa uint64) Status {
 		f.t.Fatal("VMCLEAR outside VMX operation (#UD)")
 	}
 	f.clears++
-	f.lastClear = pa
+	f.lastClear, f.lastClearOn = pa, f.on
 	if pa&0xfff != 0 || pa == f.vmxonPA {
 		return f.failValid(ErrVMCLEARInvalidAddr)
 	}
 	if v := f.vmcss[pa]; v != nil {
+		if v.active >= 0 && v.active != f.on {
+			f.t.Errorf("VMCLEAR on cpu %d of the VMCS at %#x, active on cpu %d", f.on, pa, v.active)
+		}
 		v.launched = false
+		v.active = -1
 	}
 	if f.cur != nil && f.cur.pa == pa {
 		f.cur = nil
@@ -107,16 +189,47 @@ func (f *fakeCPU) vmptrld(pa uint64) Status {
 		f.t.Fatal("VMPTRLD outside VMX operation (#UD)")
 	}
 	f.ptrlds++
+	f.needIRQOff("VMPTRLD")
 	if r, _ := f.host.Mem.Load32(pa); r != f.revision {
 		return f.failValid(ErrVMPTRLDBadRevision)
 	}
 	v := f.vmcss[pa]
 	if v == nil {
-		v = &fakeVMCSPage{pa: pa}
+		v = &fakeVMCSPage{pa: pa, active: -1}
 		f.vmcss[pa] = v
 	}
+	if v.active >= 0 && v.active != f.on {
+		f.t.Errorf("VMPTRLD on cpu %d of the VMCS at %#x, active on cpu %d (not VMCLEARed there)", f.on, pa, v.active)
+	}
+	v.active = f.on
 	f.cur = v
 	return Succeeded
+}
+
+func (f *fakeCPU) vmptrst() (uint64, Status) {
+	if f.vmxonPA == 0 {
+		f.t.Fatal("VMPTRST outside VMX operation (#UD)")
+	}
+	if f.cur == nil {
+		return noVMCS, Succeeded
+	}
+	return f.cur.pa, Succeeded
+}
+
+func (f *fakeCPU) irqOffFn() uint64 {
+	f.irqOffs++
+	was := f.irqOff
+	f.irqOff = true
+	if was {
+		return 0
+	}
+	return flagIF
+}
+
+func (f *fakeCPU) irqRestoreFn(flags uint64) {
+	if flags&flagIF != 0 {
+		f.irqOff = false
+	}
 }
 
 // failValid is VMfailValid with error e (VMfailInvalid without a VMCS).
@@ -130,6 +243,7 @@ func (f *fakeCPU) failValid(e InstructionError) Status {
 
 func (f *fakeCPU) vmread(enc uint64) (uint64, Status) {
 	e := Encoding(enc)
+	f.needIRQOff("VMREAD")
 	if f.cur == nil {
 		return 0, FailInvalid
 	}
@@ -142,6 +256,7 @@ func (f *fakeCPU) vmread(enc uint64) (uint64, Status) {
 
 func (f *fakeCPU) vmwrite(enc, v uint64) Status {
 	e := Encoding(enc)
+	f.needIRQOff("VMWRITE")
 	if f.cur == nil {
 		return FailInvalid
 	}
@@ -164,18 +279,21 @@ func (f *fakeCPU) vmwrite(enc, v uint64) Status {
 
 func (f *fakeCPU) invept(typ uint64, desc *[2]uint64) Status {
 	f.invepts++
+	f.inveptOn[f.on%len(f.inveptOn)]++
 	f.lastINVEPT = [3]uint64{typ, desc[0], desc[1]}
 	return Succeeded
 }
 
 func (f *fakeCPU) invvpid(typ uint64, desc *[2]uint64) Status {
 	f.invvpids++
+	f.invvpidOn[f.on%len(f.invvpidOn)]++
 	f.lastINVVPI = [3]uint64{typ, desc[0], desc[1]}
 	return Succeeded
 }
 
 func (f *fakeCPU) vmenter(regs *vmm.Regs, launched bool, gfx, hfx *[512]byte, cr2 *uint64) Status {
 	v := f.cur
+	f.needIRQOff("VM entry")
 	if v == nil {
 		return FailInvalid
 	}

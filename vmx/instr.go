@@ -1,6 +1,9 @@
 package vmx
 
-import "juice/vmm"
+import (
+	"juice/cpu"
+	"juice/vmm"
+)
 
 // VMX instructions. The Go assembler has none of them, so instr_amd64.s
 // emits each as a BYTE sequence with its mnemonic in a comment. Every
@@ -30,6 +33,10 @@ func vmclear(pa uint64) Status
 
 // vmptrld makes the VMCS at physical pa current.
 func vmptrld(pa uint64) Status
+
+// vmptrst returns the physical address of the calling CPU's current VMCS
+// (all ones when there is none).
+func vmptrst() (uint64, Status)
 
 // vmread reads field enc of the current VMCS.
 func vmread(enc uint64) (uint64, Status)
@@ -70,3 +77,29 @@ func vmenter(regs *vmm.Regs, launched bool, guestFX, hostFX *[512]byte, cr2 *uin
 // declared for the assembler's symbol references only.
 func vmlaunchTail()
 func vmexitStub()
+
+// flagIF is RFLAGS.IF.
+const flagIF = 1 << 9
+
+// irqOff disables interrupts on the calling CPU and returns RFLAGS as it
+// was. Between irqOff and irqRestore nothing else runs on this CPU: no
+// kernel thread switch (the time slice ends only at an interrupt) and, as
+// long as only nosplit functions are called, no goroutine switch either.
+// That is what keeps "the VMCS current on this CPU" true from a VMPTRLD to
+// the VMX instructions after it, whichever other vCPU threads share the CPU.
+//
+//go:nosplit
+func irqOff() uint64 {
+	f := cpu.Flags()
+	cpu.Cli()
+	return f
+}
+
+// irqRestore turns interrupts back on if flags (from irqOff) had them on.
+//
+//go:nosplit
+func irqRestore(flags uint64) {
+	if flags&flagIF != 0 {
+		cpu.Sti()
+	}
+}

@@ -43,6 +43,16 @@ TEXT ·vmptrld(SB),NOSPLIT,$0-9
 	MOVB AX, ret+8(FP)
 	RET
 
+// func vmptrst() (uint64, Status)
+TEXT ·vmptrst(SB),NOSPLIT,$0-9
+	MOVQ $0, AX
+	MOVQ AX, ret+0(FP)
+	LEAQ ret+0(FP), AX
+	BYTE $0x0F; BYTE $0xC7; BYTE $0x38 // VMPTRST (RAX)
+	VMSTATUS
+	MOVB AX, ret1+8(FP)
+	RET
+
 // func vmread(enc uint64) (uint64, Status)
 TEXT ·vmread(SB),NOSPLIT,$0-17
 	MOVQ enc+0(FP), DX

@@ -17,21 +17,30 @@ const (
 	detailFailInvalid = " failed: VMfailInvalid (no current VMCS)"
 )
 
-// load makes c's VMCS the current one, unless it already is. It and the
-// VMX instruction after it run in one nosplit function, so no other
-// vCPU's goroutine can make its own VMCS current in between.
+// load makes c's VMCS the one current on its CPU (c.cpu, where the
+// caller runs), unless it already is. The caller has interrupts off
+// (hw.irqOff) from before load until after the VMX instruction that
+// follows it, in one nosplit function, so no other thread or goroutine
+// can make another VMCS current on this CPU in between. Before the vCPU
+// is bound to a CPU (bind) there is no VMCS to use: load fails.
 //
 //go:nosplit
 func (c *VCPU) load() bool {
-	if c.b.current == c.vmcsPA {
+	n := c.cpu
+	if n < 0 || n >= MaxCPUs {
+		c.failed(badLoad, 0, FailInvalid)
+		return false
+	}
+	cur := &c.b.current[n]
+	if *cur == c.vmcsPA {
 		return true
 	}
 	if st := hw.vmptrld(c.vmcsPA); st != Succeeded {
-		c.b.current = 0
+		*cur = 0
 		c.failed(badLoad, 0, st)
 		return false
 	}
-	c.b.current = c.vmcsPA
+	*cur = c.vmcsPA
 	return true
 }
 
@@ -39,10 +48,13 @@ func (c *VCPU) load() bool {
 //
 //go:nosplit
 func (c *VCPU) read(e Encoding) uint64 {
+	f := hw.irqOff()
 	if !c.load() {
+		hw.irqRestore(f)
 		return 0
 	}
 	v, st := hw.vmread(uint64(e))
+	hw.irqRestore(f)
 	if st != Succeeded {
 		c.failed(badRead, e, st)
 		return 0
@@ -50,26 +62,47 @@ func (c *VCPU) read(e Encoding) uint64 {
 	return v
 }
 
-// write is VMWRITE of v to field e of c's VMCS.
+// write is VMWRITE of v to field e of c's VMCS (staged for commit while
+// NewVCPU sets the VMCS up).
 //
 //go:nosplit
 func (c *VCPU) write(e Encoding, v uint64) {
-	if !c.load() {
+	if c.staged != nil {
+		c.stage(e, v)
 		return
 	}
-	if st := hw.vmwrite(uint64(e), v); st != Succeeded {
+	f := hw.irqOff()
+	if !c.load() {
+		hw.irqRestore(f)
+		return
+	}
+	st := hw.vmwrite(uint64(e), v)
+	hw.irqRestore(f)
+	if st != Succeeded {
 		c.failed(badWrite, e, st)
 	}
 }
 
-// enter runs the guest (VMLAUNCH or VMRESUME) from c's VMCS.
+// stage records a VMWRITE for commit.
+func (c *VCPU) stage(e Encoding, v uint64) {
+	c.staged = append(c.staged, stagedWrite{e, v})
+}
+
+// enter runs the guest (VMLAUNCH or VMRESUME) from c's VMCS. Interrupts
+// stay off from the VMPTRLD to the VM exit (vmenter restores the flags it
+// found); a host interrupt that ended the guest's run is taken at
+// irqRestore.
 //
 //go:nosplit
 func (c *VCPU) enter(v *vmm.VCPU) Status {
+	f := hw.irqOff()
 	if !c.load() {
+		hw.irqRestore(f)
 		return FailInvalid
 	}
-	return hw.vmenter(&v.Regs, c.launched, c.guestFX, c.hostFX, &c.cr2)
+	st := hw.vmenter(&v.Regs, c.launched, c.guestFX, c.hostFX, &c.cr2)
+	hw.irqRestore(f)
+	return st
 }
 
 // failed records the first failed VMX instruction since the last report.
@@ -141,10 +174,11 @@ func (c *VCPU) loadMSRs(m *vmm.MSRState) {
 	c.write(TSCOffset, m.TSCOffset)
 }
 
-// flushVPID drops the translations tagged with the vCPU's VPID (nothing
-// without VPIDs: VPID 0's are flushed at every entry and exit).
+// flushVPID drops the translations tagged with the vCPU's VPID on its
+// CPU (nothing without VPIDs: VPID 0's are flushed at every entry and
+// exit; nothing before bind, which flushes).
 func (c *VCPU) flushVPID() {
-	if c.vpid == 0 {
+	if c.vpid == 0 || c.cpu < 0 {
 		return
 	}
 	c.desc = [2]uint64{uint64(c.vpid), 0}
@@ -184,10 +218,16 @@ func (c *VCPU) flushVPID() {
 //   - after an ExitIntrWindow the window request stays armed until
 //     RequestInterruptWindow(false).
 //
-// Run returns an error only for a closed vCPU.
+// The first Run binds the vCPU to the host CPU it runs on (bind); a Run
+// on any other CPU returns a *WrongCPUError and changes nothing. Run
+// returns an error only for a closed vCPU, a wrong CPU, or a first Run
+// that cannot bind.
 func (c *VCPU) Run(v *vmm.VCPU) error {
 	if c.closed {
 		return ErrClosed
+	}
+	if err := c.bind(); err != nil {
+		return err
 	}
 	if v.SRegsDirty {
 		x := GuestExtra{RIP: v.Regs.RIP, RFLAGS: v.Regs.RFLAGS | rflagsFixed1, DR7: defaultDR7,
@@ -600,8 +640,9 @@ func (c *VCPU) setCR4(val uint64) int {
 // GetSRegs copies the guest's system state from the VMCS into s
 // (ReadGuestSRegs: CR0 and CR4 as the guest sees them), with CR2 from the
 // last exit and CR8 from the virtual-APIC page's TPR.
+// Off the vCPU's CPU it leaves s as it is.
 func (c *VCPU) GetSRegs(s *vmm.SRegs) {
-	if c.closed {
+	if c.closed || c.bind() != nil {
 		return
 	}
 	ReadGuestSRegs(c.fields(), s)
@@ -620,9 +661,10 @@ func (c *VCPU) CanInjectInterrupt(v *vmm.VCPU) bool {
 
 // RequestInterruptWindow sets (on) or clears "interrupt-window exiting":
 // with it set, the CPU exits (ExitIntrWindow) as soon as the guest can
-// take an interrupt, at every entry until it is cleared.
+// take an interrupt, at every entry until it is cleared. Off the vCPU's
+// CPU it does nothing (Run fails there anyway).
 func (c *VCPU) RequestInterruptWindow(on bool) {
-	if c.closed {
+	if c.closed || c.bind() != nil {
 		return
 	}
 	if on {

@@ -444,8 +444,10 @@ var (
 	// CPU nothing is pinned.
 	guestCPUs []int
 	nextCPU   atomic.Uint32
-	// vmxOnBoot: the VT-x backend runs everything on CPU 0 (see backend).
-	vmxOnBoot bool
+	// builderCPU: the CPU that goroutines building and closing VT-x VMs
+	// are pinned to when VT-x is not on on every online CPU (see
+	// backend); -1: they run anywhere.
+	builderCPU = -1
 	// vcpusMove: vCPU threads are not pinned; the backend follows them
 	// (svm.Backend.CPUMoves).
 	vcpusMove bool
@@ -459,10 +461,15 @@ var (
 // juice.vcpus=boot (kernel.SpreadVCPUs), or where the CPU numbers cannot
 // be read at entry (no RDTSCP), AMD-V runs on the boot CPU only and the
 // vCPUs' threads are pinned there.
-// VT-x keeps to the boot CPU for now: a VMCS is set up by VMWRITEs on the
-// CPU that builds the VM, records that CPU's GS base as the host's, and
-// may only move to another CPU after a VMCLEAR there, so the goroutines
-// that build, run and close VT-x VMs are all pinned to CPU 0 (pinBuilder).
+// VT-x is enabled (VMXON) on every CPU too, and each vCPU stays on the CPU
+// vcpuThread places it on: a VMCS may only move between CPUs after a
+// VMCLEAR where it is active. The backend builds a VMCS on whichever CPU
+// builds the VM and VMCLEARs it there; the vCPU's first entry binds it to
+// its own CPU (host state of that CPU, VMLAUNCH); an entry anywhere else
+// is refused; closing a vCPU VMCLEARs its VMCS on its CPU (OnCPU). The
+// backend learns the CPU from kernel.CPU. With juice.vcpus=boot, or where
+// VMXON fails on some CPU, the goroutines that build and close VMs are
+// pinned to a CPU where VT-x is on (pinBuilder).
 func backend() (vmm.Backend, error) {
 	beOnce.Do(func() {
 		f := kernel.ProbeFeatures()
@@ -485,8 +492,33 @@ func backend() (vmm.Backend, error) {
 		case f.VMX.Present:
 			b, err := vmx.New(f.VMX, kernel.Host())
 			if err == nil {
-				guestCPUs, err = onEachCPU([]int{0}, b.Enable)
-				vmxOnBoot = len(kernel.OnlineCPUs()) > 1
+				online := kernel.OnlineCPUs()
+				cpus := []int{0}
+				if kernel.SpreadVCPUs() {
+					cpus = online
+				}
+				b.CPU = kernel.CPU
+				b.OnCPU = func(n int, f func()) error {
+					if len(online) == 1 {
+						f() // one CPU: the caller is on it
+						return nil
+					}
+					errc := make(chan error, 1)
+					go func() {
+						runtime.LockOSThread() // for good: the thread ends with the goroutine
+						if err := kernel.PinThread(n); err != nil {
+							errc <- err
+							return
+						}
+						f()
+						errc <- nil
+					}()
+					return <-errc
+				}
+				guestCPUs, err = onEachCPU(cpus, b.Enable)
+				if err == nil && len(online) > 1 && len(guestCPUs) < len(online) {
+					builderCPU = guestCPUs[0]
+				}
 			}
 			be, beErr = b, err
 		default:
@@ -586,14 +618,15 @@ func vcpuThread(name string, n int, pin []int) (func(int), error) {
 	}, nil
 }
 
-// pinBuilder pins the calling goroutine to CPU 0 for good when the VT-x
-// backend needs it (see backend); it does nothing otherwise.
+// pinBuilder pins the calling goroutine for good to a CPU where VT-x is
+// on, when the VT-x backend is not on everywhere (see backend); it does
+// nothing otherwise.
 func pinBuilder() {
-	if !vmxOnBoot {
+	if builderCPU < 0 {
 		return
 	}
 	runtime.LockOSThread()
-	if err := kernel.PinThread(0); err != nil {
+	if err := kernel.PinThread(builderCPU); err != nil {
 		log.Printf("juice: %v", err)
 	}
 }
