@@ -415,7 +415,9 @@ func (c *VCPU) loadMSRs(s *vmm.MSRState) {
 // v.Exit filled. v.SRegs is loaded first when v.SRegsDirty (after
 // CheckState: an illegal state gives ExitInvalid without entering), v.MSR
 // when v.MSRDirty, and v.Pending is injected when v.HasPending (an
-// exception's error code is dropped in real mode, where none is pushed).
+// exception's error code is dropped in real mode, where none is pushed;
+// an external interrupt the guest can take now is posted through V_IRQ
+// rather than EVENTINJ: see postVIRQ).
 // After the exit:
 //
 //   - v.SRegsValid is cleared (the guest may have changed its state; call
@@ -456,21 +458,28 @@ func (c *VCPU) Run(v *vmm.VCPU) error {
 	m.SetRFLAGS(v.Regs.RFLAGS | 2)
 
 	var inj uint64
+	var virq vmm.Event // an external interrupt posted through V_IRQ (Vector valid when virqOn)
+	virqOn := false
 	if v.HasPending {
 		e := v.Pending
 		if m.CR0()&CR0PE == 0 {
 			e.HasErr = false
 		}
-		code, ok := EncodeEvent(e)
-		if !ok {
-			v.Exit = vmm.Exit{}
-			setDetail2(&v.Exit, detailBadEvent, "")
-			return nil
+		if e.Kind == vmm.EventExtInt && v.Regs.RFLAGS&RFLAGSIF != 0 && m.InterruptShadow()&interruptShadow == 0 {
+			c.postVIRQ(e.Vector)
+			virq, virqOn = e, true
+		} else {
+			code, ok := EncodeEvent(e)
+			if !ok {
+				v.Exit = vmm.Exit{}
+				setDetail2(&v.Exit, detailBadEvent, "")
+				return nil
+			}
+			inj = code
+			// With NRIP save, an injected INTn or INT3/INTO pushes nRIP as
+			// the return address: the core has already moved RIP past it.
+			m.SetNRIP(v.Regs.RIP)
 		}
-		inj = code
-		// With NRIP save, an injected INTn or INT3/INTO pushes nRIP as
-		// the return address: the core has already moved RIP past it.
-		m.SetNRIP(v.Regs.RIP)
 		v.HasPending = false
 	}
 	m.SetEventInj(inj)
@@ -492,6 +501,12 @@ func (c *VCPU) Run(v *vmm.VCPU) error {
 	c.tlbCtl = TLBControlNone
 	m.SetTLBControl(TLBControlNone)
 	m.SetEventInj(0)
+	virqLeft := false // the interrupt posted through V_IRQ was not taken
+	if virqOn {
+		virqLeft = m.VIntr()&VIntrIRQ != 0
+		m.SetVIntr(m.VIntr() &^ VIntrVectorMask)
+		c.RequestInterruptWindow(c.window) // back to the core's window request
+	}
 	v.Regs.RAX = m.RAX()
 	v.Regs.RSP = m.RSP()
 	v.Regs.RIP = m.RIP()
@@ -511,6 +526,9 @@ func (c *VCPU) Run(v *vmm.VCPU) error {
 			v.Pending, _ = DecodeEvent(inj)
 			v.HasPending = true
 		}
+		if virqLeft {
+			v.Pending, v.HasPending = virq, true
+		}
 		if msg := c.diagnoseInvalid(inj); msg != "" {
 			setDetail2(&v.Exit, detailVMEXIT, msg)
 		}
@@ -523,7 +541,45 @@ func (c *VCPU) Run(v *vmm.VCPU) error {
 	if e, ok := DecodeEvent(raw.IntInfo); ok && requeue(e) {
 		v.Pending, v.HasPending = e, true
 	}
+	if virqLeft {
+		// The exit came before the guest took it (a host interrupt
+		// first): inject it at the next entry. If another event's
+		// delivery was interrupted, that one goes first and the
+		// interrupt waits in the core's pending set (it is in service
+		// in the local APIC already, so it must not be lost).
+		if !v.HasPending {
+			v.Pending, v.HasPending = virq, true
+		} else if v.VM != nil {
+			v.VM.Interrupt(v.ID, virq.Vector)
+		}
+	}
 	return nil
+}
+
+// postVIRQ posts external interrupt vector as a virtual interrupt (V_IRQ
+// with V_INTR_VECTOR, ignoring V_TPR, at the highest priority) without
+// the VINTR intercept, so that the guest takes it at its first
+// instruction boundary; Run calls it instead of injecting through
+// EVENTINJ when the guest can take an interrupt now (RFLAGS.IF set, no
+// interrupt shadow), which is what the core asks for. The effect is
+// that of an injected interrupt. The reason is QEMU's TCG (7.2 and
+// later): its VMRUN delivers an EVENTINJ interrupt at once but leaves
+// the vector behind as the CPU's pending exception number, and the next
+// exit request to the TCG loop (its round-robin kick, which juice on
+// several CPUs gets every 100 ms) delivers that vector a second time,
+// as if it were an exception, whatever the guest's RFLAGS.IF. A Linux
+// guest interrupted in user mode then takes the second one at the first
+// instruction of its entry code, still on the entry stack with the user's
+// GS base, and double-faults on a page-fault loop ("ENTRY_TRAMPOLINE
+// stack guard page was hit"). A virtual interrupt is delivered by QEMU's
+// interrupt path, which leaves no such trace. After the exit Run
+// restores the window request the core made (RequestInterruptWindow) and
+// re-queues the interrupt if V_IRQ is still set (not taken).
+func (c *VCPU) postVIRQ(vector uint8) {
+	m := c.vmcb
+	const bits = VIntrIRQ | VIntrIgnTPR | VIntrPrioMask | VIntrVectorMask
+	m.SetVIntr(m.VIntr()&^bits | VIntrIRQ | VIntrIgnTPR | VIntrPrioMask | uint64(vector)<<VIntrVectorShift)
+	m.SetInterceptMisc1(m.InterceptMisc1() &^ InterceptVINTR)
 }
 
 // requeue reports whether an interrupted event must be injected again:

@@ -728,6 +728,14 @@ func DecodeEvent(v uint64) (e vmm.Event, ok bool) {
 	case EventTypeNMI:
 		e.Kind = vmm.EventNMI
 	case EventTypeExcept:
+		if e.Vector > 31 {
+			// No exception has such a vector: QEMU's TCG records a
+			// hardware interrupt it is delivering inside the guest (a
+			// V_IRQ taken) with the exception type, so that is what an
+			// EXITINTINFO like this is.
+			e.Kind = vmm.EventExtInt
+			return e, true
+		}
 		e.Kind = vmm.EventException
 		if v&EventErrValid != 0 {
 			e.HasErr, e.ErrCode = true, uint32(v>>EventErrShift)
