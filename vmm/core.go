@@ -64,8 +64,8 @@ const (
 )
 
 // vcpuCore is the core's private per-vCPU state. Only the vCPU's own loop
-// touches it, except irr (any goroutine sets bits) and wake (any goroutine
-// sends).
+// touches it, except irr (any goroutine sets bits), wake (any goroutine
+// sends) and guest (any goroutine claims the kick).
 type vcpuCore struct {
 	// irr is the set of pending external-interrupt vectors (bit v of word
 	// v/64); devices set bits with Or, the vCPU loop clears them with And.
@@ -91,6 +91,16 @@ type vcpuCore struct {
 	windowOn bool
 	// started is set by StartVCPU (under VM.mu).
 	started bool
+
+	// guest is 0 outside guest mode; from just before the loop's last
+	// look at the pending interrupts until the backend's Run returns it
+	// is guestIn | the host CPU the loop entered the guest on, plus
+	// guestKicked once a goroutine has claimed this entry's kick
+	// (kickGuest). cpus is Config.HostCPUs (nil: no kicks); kicks counts
+	// the kicks sent (statistics).
+	guest atomic.Uint32
+	cpus  HostCPUs
+	kicks atomic.Uint64
 
 	// mp is the INIT/STARTUP state (mp.go): 0 while the vCPU runs; other
 	// vCPUs change it, the vCPU's own loop applies it. parked is set
@@ -138,11 +148,83 @@ func (c *vcpuCore) init(v *VCPU) {
 	c.timer.Stop()
 }
 
-// kick wakes the vCPU if it is blocked in HLT (never blocks).
+// kick wakes the vCPU if it is blocked in HLT, and gets it out of guest
+// mode if it runs guest code on another host CPU (never blocks,
+// allocation-free).
 func (c *vcpuCore) kick() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
+	}
+	c.kickGuest()
+}
+
+// guest's bits: guestIn marks guest mode, guestKicked a kick already
+// sent for this entry; guestCPU holds the host CPU.
+const (
+	guestCPU    = 1<<24 - 1
+	guestIn     = 1 << 24
+	guestKicked = 1 << 25
+)
+
+// Guest mode and kicks. A vCPU loop publishes the host CPU it is on
+// (enterGuest) before it looks at its pending interrupts for the last
+// time before entry, and clears it (leaveGuest) once the backend's Run
+// has returned. A goroutine that makes an interrupt pending for the vCPU
+// first records it (the IRR bit, the local APIC's IRR) and then reads
+// guest: both sides use sequentially consistent atomics, so either the
+// loop's look finds the interrupt (and injects it at this entry) or the
+// other goroutine finds the vCPU in guest mode and kicks its CPU, whose
+// guest exits on the physical interrupt. One goroutine per entry wins the
+// kick (compare-and-swap of guestKicked); the vCPU's own goroutine never
+// kicks itself, since it makes interrupts pending for itself only outside
+// that window (Poll runs before enterGuest). Two windows remain, both
+// back to the old behaviour (the interrupt waits for the next exit, a
+// host timer tick at the latest): a kick that lands after the loop's last
+// look but before the backend holds interrupts off for VMRUN (CLGI) or
+// VM entry is taken by the host then, not by the guest's exit; and a
+// thread that moves to another CPU between enterGuest and the entry
+// leaves a stale CPU number (the kick goes to an innocent CPU). Both last
+// a few hundred instructions per entry.
+
+// enterGuest publishes the host CPU v's loop is about to enter the guest
+// on. v's own goroutine; one indirect call and one atomic store.
+func (c *vcpuCore) enterGuest() {
+	if c.cpus == nil {
+		return
+	}
+	c.guest.Store(guestIn | uint32(c.cpus.Current())&guestCPU)
+}
+
+// leaveGuest ends guest mode (v's own goroutine).
+func (c *vcpuCore) leaveGuest() {
+	if c.cpus != nil {
+		c.guest.Store(0)
+	}
+}
+
+// Kicks returns how many times an interrupt made pending for v from
+// another goroutine kicked the host CPU v was running guest code on
+// (Config.HostCPUs). Any goroutine.
+func (v *VCPU) Kicks() uint64 { return v.c.kicks.Load() }
+
+// kickGuest kicks the host CPU the vCPU is in guest mode on, if that is
+// not the caller's CPU and nobody has kicked it for this entry.
+func (c *vcpuCore) kickGuest() {
+	if c.cpus == nil {
+		return
+	}
+	s := c.guest.Load()
+	if s&guestIn == 0 || s&guestKicked != 0 {
+		return
+	}
+	cpu := int(s & guestCPU)
+	if cpu == c.cpus.Current() {
+		return // the caller runs there: the vCPU is not in the guest now
+	}
+	if c.guest.CompareAndSwap(s, s|guestKicked) {
+		c.kicks.Add(1)
+		c.cpus.Kick(cpu)
 	}
 }
 

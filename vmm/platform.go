@@ -74,8 +74,9 @@ func (vm *VM) SetPlatform(p Platform) error {
 func (vm *VM) Platform() Platform { return vm.plat }
 
 // Kick wakes vCPU id if it is halted (so it re-evaluates its pending
-// interrupts); a running vCPU notices at its next exit. Allocation-free,
-// never blocks, any goroutine.
+// interrupts); a vCPU running guest code notices at its next exit, at
+// once when it runs on another host CPU and the VM has Config.HostCPUs
+// (its CPU is kicked). Allocation-free, never blocks, any goroutine.
 func (vm *VM) Kick(id int) {
 	if id >= 0 && id < len(vm.vcpus) {
 		vm.vcpus[id].c.kick()

@@ -46,10 +46,16 @@ func (vm *VM) step(v *VCPU) {
 	}
 	vm.checkTimer(v)
 	vm.pollPlatform(v)
+	// Guest mode from before deliver's look at the pending interrupts:
+	// an interrupt made pending after that look gets the CPU kicked
+	// (core.go, kickGuest).
+	v.c.enterGuest()
 	vm.deliver(v)
 	v.SRegsValid = false
 	t0 := vm.hostTSC()
-	if err := v.backend.Run(v); err != nil {
+	err := v.backend.Run(v)
+	v.c.leaveGuest()
+	if err != nil {
 		vm.stopf(Error, -1, "vCPU %d: guest entry failed: %v", v.ID, err)
 		return
 	}

@@ -47,6 +47,29 @@ type Config struct {
 	// host CPU there, so that the backend's per-CPU state (VMXON, the
 	// current VMCS, the host save area, ASIDs) stays where it was set up.
 	VCPUThread func(id int)
+	// HostCPUs, if set, lets an interrupt made pending for a vCPU that
+	// is running guest code on another host CPU end that run at once
+	// (kernel.HostCPUs on bare metal): each vCPU publishes the host CPU
+	// it enters the guest on, and whoever makes an interrupt pending for
+	// it from another goroutine kicks that CPU, at most once per entry.
+	// Nil: the vCPU notices at its next exit (a host timer tick at the
+	// latest).
+	HostCPUs HostCPUs
+}
+
+// HostCPUs is the host's view of its CPUs that gets a vCPU out of guest
+// mode on another host CPU (Config.HostCPUs). Both methods are called on
+// the exit path and from device goroutines: they must be allocation-free
+// and must not block.
+type HostCPUs interface {
+	// Current returns the number of the host CPU the calling thread
+	// runs on (it may move right after: see "Guest mode and kicks" in
+	// core.go).
+	Current() int
+	// Kick interrupts host CPU cpu, which is not the caller's, so that
+	// the guest it runs (if any) exits: the backend intercepts physical
+	// interrupts. A kick that finds no guest there is harmless.
+	Kick(cpu int)
 }
 
 // StopReason says why a VM stopped.
@@ -198,6 +221,7 @@ func New(cfg Config, host *Host, be Backend) (*VM, error) {
 	for i := range vm.vcpus {
 		v := &VCPU{ID: i, VM: vm}
 		v.c.init(v)
+		v.c.cpus = cfg.HostCPUs
 		v.Reset()
 		vm.vcpus[i] = v
 		b, err := be.NewVCPU(vm, v)
@@ -344,7 +368,8 @@ func (vm *VM) Run() (StopReason, int, string) {
 // Stop stops the VM: the first call wins and records reason, status and
 // msg; later calls change nothing. Every vCPU loop returns at its next
 // exit; halted vCPUs are woken. A vCPU running guest code notices at its
-// next exit, which a host interrupt guarantees on bare metal. Stop may be
+// next exit, which a host interrupt guarantees on bare metal (with
+// Config.HostCPUs, one that runs on another host CPU is kicked). Stop may be
 // called from any goroutine. Stop with reason Running is ignored.
 func (vm *VM) Stop(reason StopReason, status int, msg string) {
 	if reason == Running {

@@ -30,7 +30,7 @@
 //     and bss.
 //
 // The guests (see each file's comment): hello, modes, cpuid, mmio, timer,
-// hypercall, triplefault, outside, spin, bench, hostile, hog.
+// hypercall, triplefault, outside, spin, bench, hostile, hog, ipi.
 package main
 
 // main is never called: each guest's entry point is its own assembly

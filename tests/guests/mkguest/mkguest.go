@@ -27,7 +27,7 @@ import (
 
 // Names are the guests of package juice/tests/guests: each is the
 // assembly function main.NAME in NAME_386.s.
-var Names = []string{"hello", "modes", "cpuid", "mmio", "timer", "hypercall", "triplefault", "outside", "spin", "bench", "hostile", "hog"}
+var Names = []string{"hello", "modes", "cpuid", "mmio", "timer", "hypercall", "triplefault", "outside", "spin", "bench", "hostile", "hog", "ipi"}
 
 // Multiboot v1 header constants.
 const (
