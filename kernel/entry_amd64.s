@@ -372,9 +372,14 @@ TEXT ·vec242(SB),NOSPLIT|NOFRAME,$0
 	PUSHQ $242
 	JMP trapCommon<>(SB)
 
+TEXT ·vec243(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ $0
+	PUSHQ $243
+	JMP trapCommon<>(SB)
+
 // func stubAddr(n int) uintptr
 // Returns the address of stub n (0-47: vectors 0-47; 48: vector 255;
-// 49-51: vectors 240-242).
+// 49-52: vectors 240-243).
 TEXT ·stubAddr(SB),NOSPLIT,$0-16
 	MOVQ n+0(FP), AX
 	LEAQ stubs<>(SB), BX
@@ -434,7 +439,8 @@ DATA stubs<>+384(SB)/8, $·vec255(SB)
 DATA stubs<>+392(SB)/8, $·vec240(SB)
 DATA stubs<>+400(SB)/8, $·vec241(SB)
 DATA stubs<>+408(SB)/8, $·vec242(SB)
-GLOBL stubs<>(SB), RODATA, $(52*8)
+DATA stubs<>+416(SB)/8, $·vec243(SB)
+GLOBL stubs<>(SB), RODATA, $(53*8)
 
 // func syscallEntryAddr() uintptr
 TEXT ·syscallEntryAddr(SB),NOSPLIT,$0-8
@@ -509,6 +515,14 @@ TEXT ·setGSBase(SB),NOSPLIT,$0-8
 	SHRQ $32, DX
 	MOVL $0xC0000101, CX
 	WRMSR
+	RET
+
+// func stiNop()
+// Sets IF with a NOP in STI's interrupt shadow before returning (see
+// kick.go).
+TEXT ·stiNop(SB),NOSPLIT,$0-0
+	STI
+	BYTE $0x90 // NOP (the assembler's NOP emits nothing)
 	RET
 
 // func cpuIndex() int32

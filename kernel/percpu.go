@@ -51,10 +51,12 @@ type perCPU struct {
 	sliceEnd uint64 // TSC at which the current thread's time slice ends; 0: none
 
 	// Statistics (atomic): TSC ticks spent running threads, threads
-	// resumed after a switch, IPIs received.
+	// resumed after a switch, IPIs received (wake-up and TLB), kick IPIs
+	// received (KickCPU).
 	runTSC   uint64
 	switches uint64
 	ipis     uint64
+	kicks    uint64
 
 	// bootG and bootTLS are the stand-in g and TLS block this CPU runs
 	// start-up Go code with before any thread runs on it (see entry64).

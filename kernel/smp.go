@@ -27,12 +27,14 @@ import (
 // becomes runnable (busy CPUs are never sent one: they time-slice, see
 // kickWaiting), vecTLB makes a CPU running a thread flush its TLB
 // (tlbShootdown), vecHalt stops the others when juice halts on a fatal
-// error.
+// error, vecKick gets a CPU out of the guest it is running (KickCPU): its
+// handler only acknowledges it, the #VMEXIT it causes is the point.
 
 const (
 	vecWake = 0xf0
 	vecTLB  = 0xf1
 	vecHalt = 0xf2
+	vecKick = 0xf3
 )
 
 // Trampoline layout (see apTrampoline).
@@ -493,8 +495,9 @@ type CPUStat struct {
 	CPU, APIC int
 	// RunNs is the time spent running threads (the rest is the kernel
 	// and idle), Switches how often it changed threads, IPIs how many
-	// inter-processor interrupts it took.
-	RunNs, Switches, IPIs uint64
+	// wake-up and TLB inter-processor interrupts it took, Kicks how many
+	// kick IPIs (KickCPU).
+	RunNs, Switches, IPIs, Kicks uint64
 }
 
 // CPUStats returns the statistics of every online CPU.
@@ -506,7 +509,7 @@ func CPUStats() []CPUStat {
 			continue
 		}
 		out = append(out, CPUStat{CPU: int(k), APIC: int(c.apicID), RunNs: ticksToNs(atomic.LoadUint64(&c.runTSC)),
-			Switches: atomic.LoadUint64(&c.switches), IPIs: atomic.LoadUint64(&c.ipis)})
+			Switches: atomic.LoadUint64(&c.switches), IPIs: atomic.LoadUint64(&c.ipis), Kicks: atomic.LoadUint64(&c.kicks)})
 	}
 	return out
 }
@@ -527,16 +530,12 @@ func CPUs() (online, listed int) {
 }
 
 // CPU returns the number of the CPU the caller runs on (it may have moved
-// by the time the caller looks).
-func CPU() int {
-	f := cpu.Flags()
-	cpu.Cli()
-	i := cpuIndex()
-	if f&(1<<9) != 0 {
-		cpu.Sti()
-	}
-	return int(i)
-}
+// by the time the caller looks). It is one load through GS, which points
+// at the per-CPU block of whichever CPU executes it (threads never change
+// GS; VM exits restore it): cheap enough for every guest entry.
+//
+//go:nosplit
+func CPU() int { return int(cpuIndex()) }
 
 // TSCAuxHoldsCPU reports whether every CPU keeps its number in
 // IA32_TSC_AUX, where RDTSCP reads it (svm.Backend.CPUMoves relies on it).

@@ -208,3 +208,33 @@ func TestPerCPULayout(t *testing.T) {
 		t.Error("affinity masks are one uint64")
 	}
 }
+
+// A kick goes to another online CPU only: never to the sender's own CPU,
+// a CPU that is not online, or a number out of range.
+func TestKickTarget(t *testing.T) {
+	defer func(m uint64) { onlineMask = m }(onlineMask)
+	onlineMask = 1<<0 | 1<<1 | 1<<3
+	for _, c := range []struct {
+		n    int
+		me   int32
+		want bool
+	}{
+		{1, 0, true}, {0, 1, true}, {3, 1, true},
+		{0, 0, false}, {1, 1, false}, // the sender's own CPU
+		{2, 0, false}, // not online
+		{-1, 0, false}, {maxCPUs, 0, false}, {1 << 30, 0, false},
+	} {
+		got := kickTarget(c.n, c.me)
+		if (got != nil) != c.want || got != nil && got != &cpus[c.n] {
+			t.Errorf("kickTarget(%d) from cpu %d = %p, want a target: %v", c.n, c.me, got, c.want)
+		}
+	}
+}
+
+// The kick vector has its stub: stub 52 is vector 243, right after the
+// other IPIs.
+func TestKickVector(t *testing.T) {
+	if vecKick != vecWake+numStubs-1-49 || vecKick == vecSpurious {
+		t.Fatalf("vecKick %#x is not the last stub's vector (vecWake+%d)", vecKick, numStubs-1-49)
+	}
+}

@@ -115,8 +115,8 @@ func initCPUTables() {
 	nCPUs = 1
 }
 
-// numStubs is the number of vector stubs (stubAddr): 0-47, 255, 240-242.
-const numStubs = 52
+// numStubs is the number of vector stubs (stubAddr): 0-47, 255, 240-243.
+const numStubs = 53
 
 // loadCPUTables builds and loads CPU c's GDT (with its TSS, whose IST
 // entries are c.ist), loads the IDT and points GS at c. The calling CPU
@@ -170,6 +170,15 @@ func kernelEntry() {
 		if atomic.LoadUint32(&c.resched) == 0 {
 			return
 		}
+	case v == vecKick:
+		// It has done its work by arriving: the guest this CPU ran has
+		// exited (the thread is its vCPU's, just past STGI), or the
+		// thread was about to enter it. Back to the thread at once.
+		apic.EOI()
+		atomic.AddUint64(&c.kicks, 1)
+		if atomic.LoadUint32(&c.resched) == 0 {
+			return
+		}
 	case v == vecSpurious:
 		return
 	case v == vecHalt:
@@ -217,6 +226,8 @@ func kernelTrap(f *Frame) {
 			atomic.AddUint64(&c.ipis, 1)
 		case vecWake:
 			atomic.AddUint64(&c.ipis, 1)
+		case vecKick:
+			atomic.AddUint64(&c.kicks, 1)
 		case vecTimer:
 			atomic.StoreUint64(&c.timerAt, 0)
 		}

@@ -317,6 +317,7 @@ func buildVM(spec bundle.VMSpec, devs *platform.Devices, be vmm.Backend) (*vmm.V
 		HostCPUID:  cpu.CPUID,
 		HostTSC:    cpu.RDTSC,
 		VCPUThread: onThread,
+		HostCPUs:   kernel.HostCPUs{},
 	}, kernel.Host(), be)
 	if err != nil {
 		return nil, nil, err
