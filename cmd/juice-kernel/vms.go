@@ -504,17 +504,7 @@ func backend() (vmm.Backend, error) {
 						f() // one CPU: the caller is on it
 						return nil
 					}
-					errc := make(chan error, 1)
-					go func() {
-						runtime.LockOSThread() // for good: the thread ends with the goroutine
-						if err := kernel.PinThread(n); err != nil {
-							errc <- err
-							return
-						}
-						f()
-						errc <- nil
-					}()
-					return <-errc
+					return onCPU(n, func() error { f(); return nil })
 				}
 				guestCPUs, err = onEachCPU(cpus, b.Enable)
 				if err == nil && len(online) > 1 && len(guestCPUs) < len(online) {
@@ -539,6 +529,22 @@ func backend() (vmm.Backend, error) {
 	return be, nil
 }
 
+// onCPU runs f on a new thread pinned to CPU n and returns its error (or
+// the pinning's). The thread ends with f: it is locked for good, so that
+// no other goroutine inherits its binding.
+func onCPU(n int, f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := kernel.PinThread(n); err != nil {
+			errc <- err
+			return
+		}
+		errc <- f()
+	}()
+	return <-errc
+}
+
 // onEachCPU runs enable on each of cpus, on a thread pinned there, and
 // returns the CPUs where it succeeded. A CPU where it fails is reported
 // and left out; it is an error only if it fails everywhere.
@@ -549,16 +555,7 @@ func onEachCPU(cpus []int, enable func() error) ([]int, error) {
 	var ok []int
 	var first error
 	for _, n := range cpus {
-		errc := make(chan error, 1)
-		go func() {
-			runtime.LockOSThread() // for good: the thread ends with the goroutine
-			if err := kernel.PinThread(n); err != nil {
-				errc <- err
-				return
-			}
-			errc <- enable()
-		}()
-		if err := <-errc; err != nil {
+		if err := onCPU(n, enable); err != nil {
 			log.Printf("juice: cpu %d left out of running guests: %v", n, err)
 			if first == nil {
 				first = err
