@@ -89,10 +89,12 @@ func SpreadVCPUs() bool { return config.VCPUs != cmdline.VCPUsBoot }
 // 0: the caller's default.
 func StressSeconds() int { return int(config.StressSeconds) }
 
-// MainStarted records that the Go main function runs and reports the time
-// from juice's entry to here.
+// MainStarted records that the Go main function runs, reports the time
+// from juice's entry to here and applies juice's collector policy
+// (tuneRuntime).
 func MainStarted() {
 	mainTSC = cpu.RDTSC()
+	tuneRuntime()
 	ns := ticksToNs(mainTSC - startTSC)
 	f, s := Counters()
 	Logf("boot: entry to main %d.%03d ms", ns/1e6, ns%1e6/1e3)
