@@ -20,29 +20,40 @@ import (
 // by `juice jeos`, cached in build/jeos) under juice and drive its shell
 // through juice's console, as a user of `make run` does.
 
-// jeosOnce builds the image once per test binary.
-var jeosOnce struct {
+// cachedImage is a JeOS image built once per test binary, on first use.
+type cachedImage struct {
 	sync.Mutex
 	img  jeos.Image
 	err  error
 	done bool
 }
 
+// get returns the image, building it with build (Dir build/jeos under the
+// repository, Source the repository) the first time; what names it in the
+// failure message.
+func (c *cachedImage) get(t testing.TB, what string, build func(jeos.Options) (jeos.Image, error)) jeos.Image {
+	t.Helper()
+	c.Lock()
+	defer c.Unlock()
+	if !c.done {
+		root := Root(t)
+		c.img, c.err = build(jeos.Options{Dir: filepath.Join(root, jeos.DefaultDir), Source: root})
+		c.done = true
+	}
+	if c.err != nil {
+		t.Fatalf("building the %s: %v", what, c.err)
+	}
+	return c.img
+}
+
+// jeosImage is the default JeOS image.
+var jeosImage cachedImage
+
 // JeOS returns the default JeOS image, building it on first use (apt-get
 // download of the kernel package, u-root build: about a minute cold).
 func JeOS(t testing.TB) jeos.Image {
 	t.Helper()
-	jeosOnce.Lock()
-	defer jeosOnce.Unlock()
-	if !jeosOnce.done {
-		root := Root(t)
-		jeosOnce.img, jeosOnce.err = jeos.Build(jeos.Options{Dir: filepath.Join(root, jeos.DefaultDir), Source: root})
-		jeosOnce.done = true
-	}
-	if jeosOnce.err != nil {
-		t.Fatalf("building the JeOS image: %v", jeosOnce.err)
-	}
-	return jeosOnce.img
+	return jeosImage.get(t, "JeOS image", jeos.Build)
 }
 
 // jeosVM is the JeOS guest as one VM: the given kernel (the bzImage or the

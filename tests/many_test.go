@@ -4,11 +4,9 @@ package tests
 
 import (
 	"fmt"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -61,31 +59,17 @@ const (
 	manyMachine = manyVMs*manyVMMem + 256
 )
 
-// tinyOnce builds the tiny image once per test binary.
-var tinyOnce struct {
-	sync.Mutex
-	img  jeos.Image
-	err  error
-	done bool
-}
+// tinyImage is the tiny JeOS image.
+var tinyImage cachedImage
 
 // TinyJeOS returns the tiny JeOS image (jeos.BuildTiny).
 func TinyJeOS(t testing.TB) jeos.Image {
 	t.Helper()
-	tinyOnce.Lock()
-	defer tinyOnce.Unlock()
-	if !tinyOnce.done {
-		root := Root(t)
-		tinyOnce.img, tinyOnce.err = jeos.BuildTiny(jeos.Options{Dir: filepath.Join(root, jeos.DefaultDir), Source: root})
-		tinyOnce.done = true
+	img := tinyImage.get(t, "tiny JeOS image", jeos.BuildTiny)
+	if img.Vmlinux == "" {
+		t.Fatalf("the JeOS image has no PVH vmlinux: %v", img.Notes)
 	}
-	if tinyOnce.err != nil {
-		t.Fatalf("building the tiny JeOS image: %v", tinyOnce.err)
-	}
-	if tinyOnce.img.Vmlinux == "" {
-		t.Fatalf("the JeOS image has no PVH vmlinux: %v", tinyOnce.img.Notes)
-	}
-	return tinyOnce.img
+	return img
 }
 
 // guestPrefixRE is a VM's line prefix on juice's console.
