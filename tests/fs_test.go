@@ -20,6 +20,21 @@ var fsMD5RE = regexp.MustCompile(`^\[jeos\] (FS-WRITTEN|FS-READ) ([0-9a-f]{32}) 
 // never reached the disk would read back as.
 const zeroMD5 = "b6d81b360a5672d80c27430f39153e2c" // 1 MiB of zeros
 
+// writtenMD5 returns the MD5 a guest reported for the file it wrote, from
+// line (re's second group, after label), failing the test if the line is
+// not that or the file is all zeros.
+func writtenMD5(t *testing.T, line string, re *regexp.Regexp, label string) string {
+	t.Helper()
+	m := re.FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("written: %q, want %s <md5> /mnt/data", line, label)
+	}
+	if m[2] == zeroMD5 {
+		t.Fatalf("the file written is all zeros (%s): /dev/urandom gave nothing", m[2])
+	}
+	return m[2]
+}
+
 // TestVirtioFilesystemSurvivesReboot: an ext4 file system that the
 // guest makes on its RAM-backed disk with Debian's mkfs.ext4, mounts,
 // fills with a file of random bytes and a line of text, syncs and
@@ -53,22 +68,14 @@ func TestVirtioFilesystemSurvivesReboot(t *testing.T) {
 		t.Errorf("ready marker %q: want all %d modules loaded", ready, n)
 	}
 	r.ExpectNext("[jeos] FS-FSCK status=8")
-	line := r.ExpectNext("[jeos] FS-WRITTEN ")
-	m := fsMD5RE.FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("written: %q, want FS-WRITTEN <md5> /mnt/data", line)
-	}
-	written := m[2]
-	if written == zeroMD5 {
-		t.Fatalf("the file written is all zeros (%s): /dev/urandom gave nothing", written)
-	}
+	written := writtenMD5(t, r.ExpectNext("[jeos] FS-WRITTEN "), fsMD5RE, "FS-WRITTEN")
 	r.ExpectNext("[jeos] FS-SYNCED")
 	r.ExpectNext("juice: vm jeos: restarting (boot 2)")
 
 	// Boot 2: e2fsck finds it clean; the file reads back the same.
 	r.ExpectNext("[jeos] " + jeos.ReadyMarker)
 	r.ExpectNext("[jeos] FS-FSCK status=0")
-	line = r.ExpectNext("[jeos] FS-READ ")
+	line := r.ExpectNext("[jeos] FS-READ ")
 	if m := fsMD5RE.FindStringSubmatch(line); m == nil || m[2] != written {
 		t.Errorf("read back: %q, want MD5 %s (as written)", line, written)
 	}

@@ -91,15 +91,7 @@ func guestPowerCycle(t *testing.T, c powerCycle) {
 	r := BootVMs(t, c.machine(1, image, trace1), append([]launch.VMSpec{vm}, c.others...)...)
 	c.boot1(r)
 	r.Expect("[jeos] " + jeos.ReadyMarker)
-	line := r.ExpectNext("[jeos] HD-WRITTEN ")
-	m := hdMD5RE.FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("written: %q, want HD-WRITTEN <md5> /mnt/data", line)
-	}
-	written := m[2]
-	if written == zeroMD5 {
-		t.Fatalf("the file written is all zeros (%s): /dev/urandom gave nothing", written)
-	}
+	written := writtenMD5(t, r.ExpectNext("[jeos] HD-WRITTEN "), hdMD5RE, "HD-WRITTEN")
 	r.ExpectNext("[jeos] HD-SYNCED")
 	r.ExpectNext("[jeos] JEOS-EXEC status=0")
 	r.ExpectNext(VMEnd("jeos") + "exited with status 0")
@@ -178,7 +170,7 @@ func guestPowerCycle(t *testing.T, c powerCycle) {
 	if c.fsck {
 		r.ExpectNext("[jeos] HD-FSCK status=0")
 	}
-	line = r.ExpectNext("[jeos] HD-READ ")
+	line := r.ExpectNext("[jeos] HD-READ ")
 	if m := hdMD5RE.FindStringSubmatch(line); m == nil || m[2] != written {
 		t.Errorf("read back after the power cycle: %q, want MD5 %s (as written)", line, written)
 	}
