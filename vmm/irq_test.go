@@ -89,13 +89,11 @@ func TestHaltedForever(t *testing.T) {
 	tv.wantStop(t, HaltedForever, "interrupts disabled")
 }
 
-// TestHaltWokenByInterrupt: a halted vCPU blocks (no spinning) until a
-// device goroutine raises an interrupt.
-func TestHaltWokenByInterrupt(t *testing.T) {
-	tv := newTestVM(t, Config{})
-	tv.AddInterruptSource()
-	v := tv.VCPU(0)
-	v.Regs.RFLAGS = rflagsFixed | rflagsIF
+// haltBlocked scripts an HLT exit for v (vCPU 0), runs one step on another
+// goroutine and checks that it blocks with nothing pending; the returned
+// channel is closed when the step returns.
+func (tv *testVM) haltBlocked(t *testing.T, v *VCPU) <-chan struct{} {
+	t.Helper()
 	tv.script(0, fakeStep{exit: Exit{Reason: ExitHLT, InstrLen: 1}})
 	done := make(chan struct{})
 	go func() {
@@ -107,6 +105,17 @@ func TestHaltWokenByInterrupt(t *testing.T) {
 		t.Fatal("HLT returned with nothing pending")
 	case <-time.After(50 * time.Millisecond):
 	}
+	return done
+}
+
+// TestHaltWokenByInterrupt: a halted vCPU blocks (no spinning) until a
+// device goroutine raises an interrupt.
+func TestHaltWokenByInterrupt(t *testing.T) {
+	tv := newTestVM(t, Config{})
+	tv.AddInterruptSource()
+	v := tv.VCPU(0)
+	v.Regs.RFLAGS = rflagsFixed | rflagsIF
+	done := tv.haltBlocked(t, v)
 	tv.Interrupt(0, 0x33)
 	select {
 	case <-done:

@@ -118,17 +118,7 @@ func TestKickNotForHaltedVCPU(t *testing.T) {
 	v := tv.VCPU(0)
 	ifOnRegs(v)
 	cpus.cur.Store(1)
-	tv.script(0, fakeStep{exit: Exit{Reason: ExitHLT, InstrLen: 1}})
-	done := make(chan struct{})
-	go func() {
-		tv.step(v)
-		close(done)
-	}()
-	select {
-	case <-done:
-		t.Fatal("HLT returned with nothing pending")
-	case <-time.After(50 * time.Millisecond):
-	}
+	done := tv.haltBlocked(t, v)
 	cpus.cur.Store(0)
 	tv.Interrupt(0, 0x33)
 	select {
